@@ -1,0 +1,39 @@
+"""What each cluster is: its size, leading genres, ratings and best-known movies."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+TOP_GENRES = 5
+TOP_MOVIES = 10
+
+
+def genre_share(movies: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Clusters x genres: the share of a cluster's movies that carry each genre."""
+    one_hot = movies["genres"].str.get_dummies("|")
+    share = one_hot.groupby(movies["cluster"].to_numpy()).mean()
+    return share.reindex(range(k), fill_value=0.0).sort_index(axis=1)
+
+
+def cluster_summary(movies: pd.DataFrame, k: int) -> list[dict]:
+    """Per cluster; popularity is the number of ratings its movies received."""
+    share = genre_share(movies, k)
+    rated_sum = movies["avg_rating"].fillna(0).to_numpy() * movies["n_ratings"].to_numpy()
+    summary = []
+    for c in range(k):
+        members = movies["cluster"].to_numpy() == c
+        n_ratings = int(movies["n_ratings"].to_numpy()[members].sum())
+        top_genres = share.loc[c].sort_values(ascending=False, kind="stable")
+        top_genres = top_genres[top_genres > 0].head(TOP_GENRES)
+        ranked = movies.loc[members].sort_values(["n_ratings", "movieId"], ascending=[False, True])
+        summary.append({
+            "cluster": c,
+            "size": int(members.sum()),
+            "top_genres": [{"genre": g, "share": round(float(s), 4)}
+                           for g, s in top_genres.items()],
+            "avg_rating": round(float(rated_sum[members].sum() / n_ratings), 4)
+            if n_ratings else None,
+            "n_ratings": n_ratings,
+            "top_movies": ranked["movieId"].head(TOP_MOVIES).astype(int).tolist(),
+        })  # fmt: skip
+    return summary

@@ -1,0 +1,236 @@
+"""Cleaning rules for MovieLens: every dropped row is counted by reason, with example lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import DataError
+from pipeline.readers import RawDataset, RawTable
+
+UINT32_MAX = np.iinfo(np.uint32).max
+INT32_MAX = np.iinfo(np.int32).max
+NO_GENRES = "(no genres listed)"
+EXAMPLES = 5
+
+
+@dataclass
+class FileReport:
+    """Rows in, rows out and rows dropped per reason for one input file."""
+
+    path: str
+    rows_in: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[int]] = field(default_factory=dict)
+    rows_out: int = 0
+
+    def drop(self, reason: str, lines: np.ndarray) -> None:
+        if len(lines) == 0:
+            return
+        self.dropped[reason] = self.dropped.get(reason, 0) + len(lines)
+        known = self.examples.setdefault(reason, [])
+        known.extend(int(x) for x in np.sort(lines)[: EXAMPLES - len(known)])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped": self.dropped,
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class CleanData:
+    ratings: pd.DataFrame
+    movies: pd.DataFrame
+    tags: pd.DataFrame
+    report: dict[str, Any]
+
+
+class _Filter:
+    """Drops rows from a raw table reason by reason, each row counted under its first reason."""
+
+    def __init__(self, raw: RawTable) -> None:
+        self.raw = raw
+        self.frame = raw.frame
+        self.keep = np.ones(len(raw.frame), dtype=bool)
+        self.report = FileReport(str(raw.path), raw.rows_in)
+        for reason, lines in raw.rejected.items():
+            self.report.drop(reason, lines)
+
+    def drop(self, reason: str, bad: np.ndarray) -> None:
+        hit = bad & self.keep
+        if hit.any():
+            self.report.drop(reason, self.raw.line_numbers(hit))
+            self.keep &= ~hit
+
+    def drop_positions(self, reason: str, positions: np.ndarray) -> None:
+        mask = np.zeros(len(self.keep), dtype=bool)
+        mask[positions] = True
+        self.drop(reason, mask)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.frame[name].to_numpy()
+
+    def missing(self, columns: tuple[str, ...]) -> None:
+        self.drop("missing_value", self.frame[list(columns)].isna().to_numpy().any(axis=1))
+
+    def ids(self, columns: tuple[str, ...]) -> None:
+        for name in columns:
+            value = self.column(name).astype(np.float64)
+            bad = (value < 1) | (value > UINT32_MAX) | (value != np.floor(value))
+            self.drop("id_out_of_range", bad)
+
+    def timestamps(self) -> None:
+        value = self.column("timestamp").astype(np.float64)
+        bad = (value < 0) | (value > INT32_MAX) | (value != np.floor(value))
+        self.drop("timestamp_out_of_range", bad)
+
+    def known_movies(self, movie_ids: np.ndarray) -> None:
+        ids = self.column("movieId").astype(np.float64)
+        self.drop("unknown_movie", ~np.isin(ids, movie_ids.astype(np.float64)))
+
+    def kept(self) -> pd.DataFrame:
+        return self.frame.loc[self.keep].reset_index(drop=True)
+
+
+def _split_genres(genres: pd.Series) -> pd.Series:
+    def tidy(text: str) -> str:
+        tokens = [t.strip() for t in text.split("|")]
+        return "|".join(dict.fromkeys(t for t in tokens if t and t != NO_GENRES))
+
+    return genres.fillna("").astype(str).map(tidy)
+
+
+def clean_movies(raw: RawTable) -> tuple[pd.DataFrame, FileReport]:
+    f = _Filter(raw)
+    f.frame = f.frame.assign(title=f.frame["title"].astype("string").str.strip())
+    f.missing(("movieId", "title"))
+    f.drop("missing_value", (f.frame["title"] == "").fillna(True).to_numpy())
+    f.ids(("movieId",))
+    f.drop("duplicate_id", f.frame["movieId"].duplicated().to_numpy())
+    movies = f.kept()
+    movies = pd.DataFrame({
+        "movieId": movies["movieId"].astype(np.uint32),
+        "title": movies["title"].astype(str),
+        "genres": _split_genres(movies["genres"]),
+    }).sort_values("movieId", ignore_index=True)  # fmt: skip
+    f.report.rows_out = len(movies)
+    return movies, f.report
+
+
+def _dedupe(f: _Filter) -> np.ndarray:
+    """Positions of the kept rows ordered by (userId, movieId), one row per pair: the latest.
+
+    MovieLens files are already sorted by user and movie, so the common case is one linear check.
+    """
+    positions = np.flatnonzero(f.keep)
+    key = (f.column("userId")[positions].astype(np.uint64) << np.uint64(32)) | f.column("movieId")[
+        positions
+    ].astype(np.uint64)
+    if len(key) < 2 or bool(np.all(key[1:] > key[:-1])):
+        return positions
+    order = np.argsort(key, kind="stable")
+    positions, key = positions[order], key[order]
+    repeated = np.zeros(len(key), dtype=bool)
+    repeated[1:] = key[1:] == key[:-1]
+    repeated[:-1] |= repeated[1:]
+    group = pd.DataFrame({
+        "key": key[repeated],
+        "timestamp": f.column("timestamp")[positions[repeated]],
+        "rating": f.column("rating")[positions[repeated]],
+        "position": positions[repeated],
+    }).sort_values(["key", "timestamp", "position"])  # fmt: skip
+    exact = group.duplicated(["key", "timestamp", "rating"], keep="last").to_numpy()
+    older = group.duplicated("key", keep="last").to_numpy() & ~exact
+    f.drop_positions("duplicate", group["position"].to_numpy()[exact])
+    f.drop_positions("superseded", group["position"].to_numpy()[older])
+    return positions[f.keep[positions]]
+
+
+def clean_ratings(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, FileReport]:
+    f = _Filter(raw)
+    f.missing(("userId", "movieId", "rating", "timestamp"))
+    f.ids(("userId", "movieId"))
+    f.timestamps()
+    rating = f.column("rating").astype(np.float64)
+    f.drop("rating_out_of_range", ~((rating >= 0.5) & (rating <= 5.0)))
+    f.drop("rating_off_grid", rating * 2 != np.round(rating * 2))
+    f.known_movies(movie_ids)
+    rows = _dedupe(f)
+    ratings = pd.DataFrame({
+        "userId": f.column("userId")[rows].astype(np.uint32),
+        "movieId": f.column("movieId")[rows].astype(np.uint32),
+        "rating": f.column("rating")[rows].astype(np.float32),
+        "timestamp": f.column("timestamp")[rows].astype(np.int32),
+    })  # fmt: skip
+    f.report.rows_out = len(ratings)
+    return ratings, f.report
+
+
+def clean_tags(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, FileReport]:
+    f = _Filter(raw)
+    f.missing(("userId", "movieId", "tag", "timestamp"))
+    f.ids(("userId", "movieId"))
+    f.timestamps()
+    f.known_movies(movie_ids)
+    tokens = f.frame["tag"].astype("string").str.split("|")
+    f.drop(
+        "empty_tag",
+        ~tokens.map(lambda ts: any(t.strip() for t in ts), na_action="ignore")
+        .fillna(False)
+        .to_numpy(dtype=bool),
+    )
+    kept = f.kept().assign(tag=tokens[f.keep].reset_index(drop=True)).explode("tag")
+    kept["tag"] = kept["tag"].str.strip()
+    kept = kept[kept["tag"] != ""]
+    kept["filtered"] = kept["tag"].str.lower()
+    tags = pd.DataFrame({
+        "userId": kept["userId"].astype(np.uint32),
+        "movieId": kept["movieId"].astype(np.uint32),
+        "tag": kept["tag"].astype(str),
+        "filtered": kept["filtered"].astype(str),
+    }).drop_duplicates(["userId", "movieId", "filtered"], ignore_index=True)  # fmt: skip
+    f.report.rows_out = int(f.keep.sum())
+    return tags, f.report
+
+
+def _require(rows: pd.DataFrame, report: FileReport, what: str) -> None:
+    if len(rows) == 0:
+        raise DataError(
+            report.path,
+            f"no usable {what} after cleaning "
+            f"({report.rows_in} rows read, dropped: {report.dropped or 'none'})",
+        )
+
+
+def clean(raw: RawDataset) -> CleanData:
+    """Apply every rule; fail with the file named when nothing usable is left."""
+    movies, movie_report = clean_movies(raw.movies)
+    _require(movies, movie_report, "movies")
+    ids = movies["movieId"].to_numpy()
+    ratings, rating_report = clean_ratings(raw.ratings, ids)
+    _require(ratings, rating_report, "ratings")
+    report = {
+        "layout": raw.layout,
+        "movies": movie_report.as_dict(),
+        "ratings": rating_report.as_dict(),
+    }
+    if raw.tags is None:
+        tags = pd.DataFrame(
+            {
+                "userId": pd.Series(dtype=np.uint32),
+                "movieId": pd.Series(dtype=np.uint32),
+                "tag": pd.Series(dtype=str),
+                "filtered": pd.Series(dtype=str),
+            }
+        )
+    else:
+        tags, tag_report = clean_tags(raw.tags, ids)
+        report["tags"] = tag_report.as_dict() | {"tags_out": len(tags)}
+    return CleanData(ratings, movies, tags, report)

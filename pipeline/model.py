@@ -1,0 +1,42 @@
+"""The saved model: featurizer and clusterer in one scikit-learn Pipeline, so new movies fit in."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from pipeline.clustering import make_clusterer
+from pipeline.features import MovieFeaturizer
+
+
+def build_model(
+    k: int = 10,
+    algorithm: str = "minibatch",
+    batch_size: int = 1000,
+    random_state: int = 42,
+    scaling: str = "zscore",
+    tag_features: int = 0,
+) -> Pipeline:
+    return Pipeline([
+        ("features", MovieFeaturizer(scaling=scaling, tag_features=tag_features)),
+        ("cluster", make_clusterer(k, algorithm, batch_size, random_state)),
+    ])  # fmt: skip
+
+
+def assign_movie(
+    model: Pipeline,
+    genres: str,
+    avg_rating: float | None = None,
+    n_ratings: int = 0,
+    tags: str = "",
+) -> int:
+    """Cluster of a movie the model has not seen; a new movie usually has no ratings yet."""
+    row = pd.DataFrame({
+        "genres": [genres],
+        "avg_rating": [math.nan if avg_rating is None else float(avg_rating)],
+        "n_ratings": [n_ratings],
+        "tags": [tags],
+    })  # fmt: skip
+    return int(model.predict(row)[0])

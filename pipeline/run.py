@@ -1,0 +1,290 @@
+"""The offline pipeline end to end: stages, timings, artifacts and the versioned model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import io, plots
+from pipeline.analysis import cluster_summary, genre_share
+from pipeline.cleaning import CleanData, clean
+from pipeline.clustering import choose_k, cluster_metrics
+from pipeline.features import movie_stats, tag_documents
+from pipeline.model import build_model
+from pipeline.ranking import bayesian_score, popular_list, similar_movies
+from pipeline.readers import read_dataset
+from pipeline.scaling import standardize_per_user
+from pipeline.users import Catalog, recommend_users
+
+Progress = Callable[[str, float], None]
+STAGES = (
+    "read",
+    "clean",
+    "standardize",
+    "features",
+    "cluster",
+    "analyse",
+    "lists",
+    "users",
+    "plots",
+    "write",
+)
+RATINGS_ROW_GROUP = 1 << 18
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "pyarrow", "joblib")
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    k: int = 10
+    algorithm: str = "minibatch"
+    batch_size: int = 1000
+    random_state: int = 42
+    scaling: str = "zscore"
+    prior_count: float = 10.0
+    list_depth: int = 50
+    tag_features: int = 0
+    choose_k: tuple[int, ...] = ()  # when given, k is the best of these by silhouette
+    plots: bool = True
+
+
+@dataclass
+class TrainResult:
+    version: str
+    version_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+
+class _Stages:
+    """Times each stage and reports how far the run is."""
+
+    def __init__(self, progress: Progress | None, stages: tuple[str, ...]) -> None:
+        self.progress = progress
+        self.stages = stages
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name, self.stages.index(name) / len(self.stages))
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def data_fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _movie_frame(data: CleanData, params: PipelineParams) -> pd.DataFrame:
+    movies = movie_stats(data.movies, data.ratings)
+    if params.tag_features:
+        movies["tags"] = tag_documents(movies, data.tags)
+    return movies
+
+
+def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> tuple:
+    model = build_model(
+        params.k,
+        params.algorithm,
+        params.batch_size,
+        params.random_state,
+        params.scaling,
+        params.tag_features,
+    )
+    k, scores = params.k, {}
+    if params.choose_k:
+        X = model[:-1].fit_transform(movies)
+        k, scores = choose_k(
+            X, params.choose_k, params.algorithm, params.batch_size, params.random_state
+        )
+        model.set_params(cluster__n_clusters=k)
+    model.fit(movies)
+    X = model[:-1].transform(movies)
+    labels = model[-1].predict(X)
+    metrics = cluster_metrics(X, labels, model[-1].inertia_, random_state=params.random_state)
+    if scores:
+        metrics["silhouette_by_k"] = {str(key): value for key, value in scores.items()}
+    return model, X, labels, k, metrics
+
+
+def _library_versions() -> dict[str, str]:
+    return {"python": platform.python_version()} | {n: package_version(n) for n in LIBRARIES}
+
+
+def _run(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    params: PipelineParams,
+    progress: Progress | None,
+    with_users: bool,
+) -> TrainResult:
+    out = Path(out_dir)
+    stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
+    with stages("read"):
+        raw = read_dataset(data_dir)
+        inputs = [t.path for t in (raw.ratings, raw.movies, raw.tags) if t is not None]
+        fingerprint = data_fingerprint(inputs)
+    with stages("clean"):
+        data = clean(raw)
+        del raw
+    with stages("standardize"):
+        standardized = data.ratings.assign(
+            rating_std=standardize_per_user(data.ratings, params.scaling)
+        ).drop(columns="timestamp")
+    with stages("features"):
+        movies = _movie_frame(data, params)
+    with stages("cluster"):
+        model, X, labels, k, metrics = _fit_clusters(movies, params)
+        global_mean = float(data.ratings["rating"].mean())
+        movies = movies.assign(
+            cluster=labels.astype(np.int32),
+            score=bayesian_score(
+                movies["n_ratings"], movies["avg_rating"], global_mean, params.prior_count
+            ),
+        )
+    with stages("analyse"):
+        summary = cluster_summary(movies, k)
+    with stages("lists"):
+        popular = popular_list(movies, params.list_depth)
+        similar = similar_movies(X, movies, params.list_depth)
+    users = None
+    if with_users:
+        with stages("users"):
+            users = recommend_users(data.ratings, Catalog.from_movies(movies, k, params.list_depth))
+    now = datetime.now(UTC)
+    version = f"{now:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
+    if params.plots:
+        with stages("plots"):
+            _plots(out / "plots", X, labels, movies, k, params)
+    metadata = {
+        "version": version,
+        "trained_at": now.isoformat(timespec="seconds"),
+        "data_dir": str(Path(data_dir).resolve()),
+        "data_fingerprint": fingerprint,
+        "layout": data.report["layout"],
+        "parameters": asdict(params) | {"k": k, "choose_k": list(params.choose_k)},
+        "metrics": metrics,
+        "counts": {
+            "movies": len(movies),
+            "ratings": len(data.ratings),
+            "users": int(data.ratings["userId"].nunique()),
+            "tags": len(data.tags),
+        },
+        "ranking_score": "bayesian average rating, prior weight parameters.prior_count",
+        "global_mean_rating": global_mean,
+        "library_versions": _library_versions(),
+    }
+    with stages("write"):
+        version_dir = _write_version(
+            out, version, metadata, model, movies, summary, popular, similar, data.ratings, users
+        )
+        _write_top_level(out, version_dir, data, standardized, movies, users)
+    metadata["timings"] = stages.timings
+    return TrainResult(version, version_dir, stages.timings, metadata)
+
+
+def _plots(folder: Path, X, labels, movies: pd.DataFrame, k: int, params: PipelineParams) -> None:
+    plots.cluster_sizes(labels, k, folder / "cluster_sizes.png")
+    plots.pca_scatter(X, labels, folder / "cluster_pca.png", params.random_state)
+    plots.genre_heatmap(genre_share(movies, k), folder / "genre_share.png")
+
+
+def _write_version(
+    out: Path,
+    version: str,
+    metadata: dict,
+    model,
+    movies: pd.DataFrame,
+    summary: list[dict],
+    popular: pd.DataFrame,
+    similar: pd.DataFrame,
+    ratings: pd.DataFrame,
+    users: tuple[pd.DataFrame, pd.DataFrame] | None,
+) -> Path:
+    """Build the folder under a temporary name, then rename: a version is complete or absent."""
+    models = out / "models"
+    final, tmp = models / version, models / f".{version}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    io.dump_joblib(model, tmp / "kmeans_model.pkl")
+    io.write_parquet(movies.drop(columns=["tags"], errors="ignore"), tmp / "movies.parquet")
+    io.write_json(summary, tmp / "cluster_summary.json")
+    io.write_parquet(popular, tmp / "popular.parquet")
+    io.write_parquet(similar, tmp / "movie_similar.parquet")
+    io.write_parquet(ratings, tmp / "ratings.parquet", row_group_size=RATINGS_ROW_GROUP)
+    if users is not None:
+        io.write_parquet(users[0], tmp / "user_favorites.parquet")
+        io.write_parquet(users[1], tmp / "user_recommendations.parquet")
+    io.write_json(metadata, tmp / "metadata.json")
+    tmp.rename(final)
+    io.write_text(version + "\n", models / "LATEST")
+    return final
+
+
+def _write_top_level(
+    out: Path,
+    version_dir: Path,
+    data: CleanData,
+    standardized: pd.DataFrame,
+    movies: pd.DataFrame,
+    users: tuple[pd.DataFrame, pd.DataFrame] | None,
+) -> None:
+    io.write_json(data.report, out / "cleaning_report.json")
+    for name, frame in (
+        ("cleaned_movies", data.movies),
+        ("cleaned_tags", data.tags),
+        ("standardized_ratings", standardized),
+    ):
+        io.write_csv(frame, out / f"{name}.csv")
+        io.write_parquet(frame, out / f"{name}.parquet")
+    io.write_csv(data.ratings, out / "cleaned_ratings.csv")
+    io.link_or_copy(version_dir / "ratings.parquet", out / "cleaned_ratings.parquet")
+    processed = data.tags.groupby(["movieId", "filtered"], as_index=False).size()
+    io.write_csv(
+        processed.rename(columns={"filtered": "tag", "size": "count"}), out / "processed_tags.csv"
+    )
+    io.write_csv(movies[["movieId", "title", "genres", "cluster"]], out / "clusters_movies.csv")
+    io.link_or_copy(version_dir / "kmeans_model.pkl", out / "kmeans_model.pkl")
+    io.link_or_copy(version_dir / "cluster_summary.json", out / "cluster_summary.json")
+    if users is not None:
+        io.write_csv(users[0], out / "user_favorites.csv")
+        io.link_or_copy(
+            version_dir / "user_recommendations.parquet", out / "user_recommendations.parquet"
+        )
+
+
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    params: PipelineParams | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Everything but the per-user lists, which the serving side computes in chunks."""
+    return _run(data_dir, out_dir, params or PipelineParams(), progress, with_users=False)
+
+
+def run_pipeline(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    params: PipelineParams | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """The whole pipeline, all users included."""
+    return _run(data_dir, out_dir, params or PipelineParams(), progress, with_users=True)
