@@ -1,0 +1,148 @@
+"""The whole pipeline on ml-latest-small: schemas and invariants of every artifact."""
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.model import assign_movie
+from pipeline.run import PipelineParams, run_pipeline, train
+
+CSV_COLUMNS = {
+    "cleaned_movies.csv": ["movieId", "title", "genres"],
+    "cleaned_ratings.csv": ["userId", "movieId", "rating", "timestamp"],
+    "cleaned_tags.csv": ["userId", "movieId", "tag", "filtered"],
+    "standardized_ratings.csv": ["userId", "movieId", "rating", "rating_std"],
+    "processed_tags.csv": ["movieId", "tag", "count"],
+    "clusters_movies.csv": ["movieId", "title", "genres", "cluster"],
+}
+
+
+@pytest.fixture(scope="module")
+def out(small_run) -> Path:
+    return small_run.version_dir.parent.parent
+
+
+@pytest.mark.parametrize(("name", "columns"), CSV_COLUMNS.items())
+def test_csv_artifacts_have_their_columns(out, name, columns):
+    assert pd.read_csv(out / name, nrows=5).columns.tolist() == columns
+
+
+def test_counts_match_the_release(small_run):
+    assert small_run.metadata["counts"] == {
+        "movies": 9742,
+        "ratings": 100836,
+        "users": 610,
+        "tags": 3683,
+    }
+
+
+def test_every_movie_has_a_cluster(out):
+    clusters = pd.read_csv(out / "clusters_movies.csv")
+    assert len(clusters) == 9742
+    assert clusters["cluster"].between(0, 9).all()
+
+
+def test_every_user_has_a_favorite(out):
+    fav = pd.read_csv(out / "user_favorites.csv")
+    assert len(fav) == 610 and fav["userId"].is_unique
+    counts = fav[[f"n_c{c}" for c in range(10)]].to_numpy()
+    assert (counts.sum(axis=1) == fav["n_ratings"]).all()
+    assert (counts.argmax(axis=1) == fav["favorite_cluster"]).all()
+
+
+def test_user_lists_are_full_ranked_and_unseen(out):
+    recs = pd.read_parquet(out / "user_recommendations.parquet")
+    ratings = pd.read_parquet(out / "cleaned_ratings.parquet")
+    assert recs.groupby("userId").size().eq(50).all() and recs["userId"].nunique() == 610
+    assert (recs.groupby("userId")["rank"].apply(list) == [list(range(1, 51))] * 610).all()
+    seen = recs.merge(ratings, on=["userId", "movieId"])
+    assert seen.empty, "a list recommends a movie its user already rated"
+    fav = pd.read_csv(out / "user_favorites.csv").set_index("userId")["favorite_cluster"]
+    from_cluster = recs[recs["source"] == "cluster"]
+    assert (from_cluster["cluster"].to_numpy() == fav[from_cluster["userId"]].to_numpy()).all()
+
+
+def test_similar_lists_stay_in_cluster_and_skip_the_movie_itself(small_run):
+    similar = pd.read_parquet(small_run.version_dir / "movie_similar.parquet")
+    movies = pd.read_parquet(small_run.version_dir / "movies.parquet").set_index("movieId")
+    assert (similar["movieId"] != similar["similarId"]).all()
+    cluster = movies["cluster"]
+    assert (
+        cluster[similar["movieId"]].to_numpy() == cluster[similar["similarId"]].to_numpy()
+    ).all()
+    assert similar.groupby("movieId").size().max() == 50
+
+
+def test_cluster_summary(out):
+    summary = json.loads((out / "cluster_summary.json").read_text())
+    assert [c["cluster"] for c in summary] == list(range(10))
+    assert sum(c["size"] for c in summary) == 9742
+    assert sum(c["n_ratings"] for c in summary) == 100836
+    for cluster in summary:
+        shares = [g["share"] for g in cluster["top_genres"]]
+        assert len(shares) <= 5 and shares == sorted(shares, reverse=True)
+        assert 0.5 <= cluster["avg_rating"] <= 5.0
+
+
+def test_metadata_and_version_folder(small_run, out):
+    meta = json.loads((small_run.version_dir / "metadata.json").read_text())
+    assert meta["version"] == small_run.version == (out / "models" / "LATEST").read_text().strip()
+    assert len(meta["data_fingerprint"]) == 64
+    assert meta["parameters"]["k"] == 10 and meta["parameters"]["random_state"] == 42
+    assert set(meta["metrics"]) >= {
+        "inertia",
+        "silhouette_sampled",
+        "davies_bouldin",
+        "cluster_sizes",
+    }
+    assert {"numpy", "pandas", "scikit-learn"} <= set(meta["library_versions"])
+
+
+def test_plots_are_pngs(out):
+    for name in ("cluster_sizes", "cluster_pca", "genre_share"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saved_model_places_movies(small_run, out):
+    model = joblib.load(out / "kmeans_model.pkl")
+    assert 0 <= assign_movie(model, "Animation|Children|Comedy") < 10
+    movies = pd.read_parquet(small_run.version_dir / "movies.parquet").sample(50, random_state=1)
+    for movie in movies.itertuples():
+        # a catalogue movie described afresh lands in the cluster the run gave it
+        rating = None if np.isnan(movie.avg_rating) else movie.avg_rating
+        assert assign_movie(model, movie.genres, rating, movie.n_ratings) == movie.cluster
+
+
+def test_two_runs_give_identical_artifacts(small_data, small_run, tmp_path):
+    again = run_pipeline(small_data, tmp_path)
+    first = small_run.version_dir.parent.parent
+    for name in [*CSV_COLUMNS, "user_favorites.csv", "cluster_summary.json"]:
+        assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    for name in (
+        "user_recommendations.parquet",
+        "movie_similar.parquet",
+        "popular.parquet",
+        "movies.parquet",
+    ):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(small_run.version_dir / name), pd.read_parquet(again.version_dir / name)
+        )
+
+
+def test_train_leaves_users_to_the_serving_side(small_data, tmp_path):
+    result = train(small_data, tmp_path, PipelineParams(plots=False))
+    assert (result.version_dir / "ratings.parquet").is_file()
+    assert not (result.version_dir / "user_recommendations.parquet").exists()
+    assert "users" not in result.timings
+
+
+def test_choose_k_picks_from_the_range(small_data, tmp_path):
+    result = run_pipeline(small_data, tmp_path, PipelineParams(choose_k=(4, 5, 6), plots=False))
+    scores = result.metadata["metrics"]["silhouette_by_k"]
+    assert set(scores) == {"4", "5", "6"}
+    assert result.metadata["parameters"]["k"] == int(max(scores, key=scores.get))
+    assert np.unique(pd.read_parquet(result.version_dir / "movies.parquet")["cluster"]).size <= 6
