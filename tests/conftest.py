@@ -31,7 +31,7 @@ def small_data() -> Path:
 
 @pytest.fixture(scope="session")
 def small_run(small_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One full pipeline run on ml-latest-small, shared by the tests that only read its artifacts."""
+    """One pipeline run on ml-latest-small, shared by the tests that only read its artifacts."""
     from pipeline.run import run_pipeline
 
     out = tmp_path_factory.mktemp("output")
