@@ -128,22 +128,31 @@ def _library_versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {n: package_version(n) for n in LIBRARIES}
 
 
-def _run(
-    data_dir: str | Path,
-    out_dir: str | Path,
+@dataclass
+class Built:
+    """Everything the pipeline derives from clean data, before anything is written."""
+
+    model: object
+    X: np.ndarray
+    movies: pd.DataFrame
+    k: int
+    metrics: dict
+    summary: list[dict]
+    popular: pd.DataFrame
+    similar: pd.DataFrame
+    standardized: pd.DataFrame
+    global_mean: float
+    users: tuple[pd.DataFrame, pd.DataFrame] | None
+
+
+def build(
+    data: CleanData,
     params: PipelineParams,
-    progress: Progress | None,
-    with_users: bool,
-) -> TrainResult:
-    out = Path(out_dir)
-    stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
-    with stages("read"):
-        raw = read_dataset(data_dir)
-        inputs = [t.path for t in (raw.ratings, raw.movies, raw.tags) if t is not None]
-        fingerprint = data_fingerprint(inputs)
-    with stages("clean"):
-        data = clean(raw)
-        del raw
+    stages: _Stages | None = None,
+    with_users: bool = True,
+) -> Built:
+    """The pipeline's computation, without I/O, so evaluation runs exactly what is served."""
+    stages = stages or _Stages(None, STAGES)
     with stages("standardize"):
         standardized = data.ratings.assign(
             rating_std=standardize_per_user(data.ratings, params.scaling)
@@ -168,89 +177,94 @@ def _run(
     if with_users:
         with stages("users"):
             users = recommend_users(data.ratings, Catalog.from_movies(movies, k, params.list_depth))
+    return Built(
+        model, X, movies, k, metrics, summary, popular, similar, standardized, global_mean, users
+    )
+
+
+def _run(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    params: PipelineParams,
+    progress: Progress | None,
+    with_users: bool,
+) -> TrainResult:
+    out = Path(out_dir)
+    stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
+    with stages("read"):
+        raw = read_dataset(data_dir)
+        inputs = [t.path for t in (raw.ratings, raw.movies, raw.tags) if t is not None]
+        fingerprint = data_fingerprint(inputs)
+    with stages("clean"):
+        data = clean(raw)
+        del raw
+    built = build(data, params, stages, with_users)
     now = datetime.now(UTC)
     version = f"{now:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
     if params.plots:
         with stages("plots"):
-            _plots(out / "plots", X, labels, movies, k, params)
+            _plots(out / "plots", built, params)
     metadata = {
         "version": version,
         "trained_at": now.isoformat(timespec="seconds"),
         "data_dir": str(Path(data_dir).resolve()),
         "data_fingerprint": fingerprint,
         "layout": data.report["layout"],
-        "parameters": asdict(params) | {"k": k, "choose_k": list(params.choose_k)},
-        "metrics": metrics,
+        "parameters": asdict(params) | {"k": built.k, "choose_k": list(params.choose_k)},
+        "metrics": built.metrics,
         "counts": {
-            "movies": len(movies),
+            "movies": len(built.movies),
             "ratings": len(data.ratings),
             "users": int(data.ratings["userId"].nunique()),
             "tags": len(data.tags),
         },
         "ranking_score": "bayesian average rating, prior weight parameters.prior_count",
-        "global_mean_rating": global_mean,
+        "global_mean_rating": built.global_mean,
         "library_versions": _library_versions(),
     }
     with stages("write"):
-        version_dir = _write_version(
-            out, version, metadata, model, movies, summary, popular, similar, data.ratings, users
-        )
-        _write_top_level(out, version_dir, data, standardized, movies, users)
+        version_dir = _write_version(out, version, metadata, built, data.ratings)
+        _write_top_level(out, version_dir, data, built)
     metadata["timings"] = stages.timings
     return TrainResult(version, version_dir, stages.timings, metadata)
 
 
-def _plots(folder: Path, X, labels, movies: pd.DataFrame, k: int, params: PipelineParams) -> None:
-    plots.cluster_sizes(labels, k, folder / "cluster_sizes.png")
-    plots.pca_scatter(X, labels, folder / "cluster_pca.png", params.random_state)
-    plots.genre_heatmap(genre_share(movies, k), folder / "genre_share.png")
+def _plots(folder: Path, built: Built, params: PipelineParams) -> None:
+    labels = built.movies["cluster"].to_numpy()
+    plots.cluster_sizes(labels, built.k, folder / "cluster_sizes.png")
+    plots.pca_scatter(built.X, labels, folder / "cluster_pca.png", params.random_state)
+    plots.genre_heatmap(genre_share(built.movies, built.k), folder / "genre_share.png")
 
 
 def _write_version(
-    out: Path,
-    version: str,
-    metadata: dict,
-    model,
-    movies: pd.DataFrame,
-    summary: list[dict],
-    popular: pd.DataFrame,
-    similar: pd.DataFrame,
-    ratings: pd.DataFrame,
-    users: tuple[pd.DataFrame, pd.DataFrame] | None,
+    out: Path, version: str, metadata: dict, built: Built, ratings: pd.DataFrame
 ) -> Path:
     """Build the folder under a temporary name, then rename: a version is complete or absent."""
     models = out / "models"
     final, tmp = models / version, models / f".{version}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    io.dump_joblib(model, tmp / "kmeans_model.pkl")
-    io.write_parquet(movies.drop(columns=["tags"], errors="ignore"), tmp / "movies.parquet")
-    io.write_json(summary, tmp / "cluster_summary.json")
-    io.write_parquet(popular, tmp / "popular.parquet")
-    io.write_parquet(similar, tmp / "movie_similar.parquet")
+    io.dump_joblib(built.model, tmp / "kmeans_model.pkl")
+    io.write_parquet(built.movies.drop(columns=["tags"], errors="ignore"), tmp / "movies.parquet")
+    io.write_json(built.summary, tmp / "cluster_summary.json")
+    io.write_parquet(built.popular, tmp / "popular.parquet")
+    io.write_parquet(built.similar, tmp / "movie_similar.parquet")
     io.write_parquet(ratings, tmp / "ratings.parquet", row_group_size=RATINGS_ROW_GROUP)
-    if users is not None:
-        io.write_parquet(users[0], tmp / "user_favorites.parquet")
-        io.write_parquet(users[1], tmp / "user_recommendations.parquet")
+    if built.users is not None:
+        io.write_parquet(built.users[0], tmp / "user_favorites.parquet")
+        io.write_parquet(built.users[1], tmp / "user_recommendations.parquet")
     io.write_json(metadata, tmp / "metadata.json")
     tmp.rename(final)
     io.write_text(version + "\n", models / "LATEST")
     return final
 
 
-def _write_top_level(
-    out: Path,
-    version_dir: Path,
-    data: CleanData,
-    standardized: pd.DataFrame,
-    movies: pd.DataFrame,
-    users: tuple[pd.DataFrame, pd.DataFrame] | None,
-) -> None:
+def _write_top_level(out: Path, version_dir: Path, data: CleanData, built: Built) -> None:
     io.write_json(data.report, out / "cleaning_report.json")
     for name, frame in (
         ("cleaned_movies", data.movies),
         ("cleaned_tags", data.tags),
-        ("standardized_ratings", standardized),
+        ("standardized_ratings", built.standardized),
     ):
         io.write_csv(frame, out / f"{name}.csv")
         io.write_parquet(frame, out / f"{name}.parquet")
@@ -260,11 +274,12 @@ def _write_top_level(
     io.write_csv(
         processed.rename(columns={"filtered": "tag", "size": "count"}), out / "processed_tags.csv"
     )
-    io.write_csv(movies[["movieId", "title", "genres", "cluster"]], out / "clusters_movies.csv")
+    clusters = built.movies[["movieId", "title", "genres", "cluster"]]
+    io.write_csv(clusters, out / "clusters_movies.csv")
     io.link_or_copy(version_dir / "kmeans_model.pkl", out / "kmeans_model.pkl")
     io.link_or_copy(version_dir / "cluster_summary.json", out / "cluster_summary.json")
-    if users is not None:
-        io.write_csv(users[0], out / "user_favorites.csv")
+    if built.users is not None:
+        io.write_csv(built.users[0], out / "user_favorites.csv")
         io.link_or_copy(
             version_dir / "user_recommendations.parquet", out / "user_recommendations.parquet"
         )
