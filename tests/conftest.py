@@ -36,3 +36,22 @@ def small_run(small_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("output")
     return run_pipeline(small_data, out)
+
+
+@pytest.fixture
+def write_dataset(tmp_path: Path):
+    """Write {file name: text or bytes} into a new folder under tmp_path; returns the folder.
+
+    Text is written as UTF-8; pass bytes to control the encoding exactly.
+    """
+
+    def write(files: dict[str, str | bytes], name: str = "data") -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        for file_name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / file_name).write_bytes(data)
+        return folder
+
+    return write
