@@ -31,8 +31,9 @@ class FileReport:
         if len(lines) == 0:
             return
         self.dropped[reason] = self.dropped.get(reason, 0) + len(lines)
-        known = self.examples.setdefault(reason, [])
-        known.extend(int(x) for x in np.sort(lines)[: EXAMPLES - len(known)])
+        # One reason can be hit by several checks; keep its first lines, not the first check's.
+        first = (int(x) for x in np.sort(lines)[:EXAMPLES])
+        self.examples[reason] = sorted([*self.examples.get(reason, []), *first])[:EXAMPLES]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,7 +114,8 @@ def clean_movies(raw: RawTable) -> tuple[pd.DataFrame, FileReport]:
     f.missing(("movieId", "title"))
     f.drop("missing_value", (f.frame["title"] == "").fillna(True).to_numpy())
     f.ids(("movieId",))
-    f.drop("duplicate_id", f.frame["movieId"].duplicated().to_numpy())
+    # Only rows still kept compete for an id: a dropped row must not shadow a valid one.
+    f.drop("duplicate_id", f.frame["movieId"].where(f.keep).duplicated().to_numpy())
     movies = f.kept()
     movies = pd.DataFrame({
         "movieId": movies["movieId"].astype(np.uint32),

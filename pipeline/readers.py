@@ -7,6 +7,9 @@ slowly, row by row, so that every rejected row can be reported by its line numbe
 from __future__ import annotations
 
 import csv
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +44,14 @@ ML100K_ITEM_COLUMNS = (
     "imdb_url",
     *tuple(f"g{i}" for i in range(len(ML100K_GENRES))),
 )
+SNIFF_BYTES = 4096
+NOT_TEXT = (
+    (b"\x1f\x8b", "a gzip archive, not text; unpack it first"),
+    (b"PK\x03\x04", "a zip archive, not text; unpack it first"),
+    (b"\xff\xfe", "UTF-16 text; save it as {encoding}"),
+    (b"\xfe\xff", "UTF-16 text; save it as {encoding}"),
+)
+SHOWN_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,26 @@ class RawDataset:
     tags: RawTable | None
 
 
+def _shown(text: str) -> str:
+    """A file's own text quoted in a message, cut short: binary junk must not flood a terminal."""
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...")
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return "tab" if delimiter == "\t" else f"'{delimiter}'"
+
+
+def _check_text(path: Path, spec: FileSpec) -> None:
+    """Name archives, UTF-16 and binary files up front; the CSV parser would only see junk."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    for magic, problem in NOT_TEXT:
+        if head.startswith(magic):
+            raise DataError(path, problem.format(encoding=spec.encoding))
+    if b"\x00" in head:
+        raise DataError(path, f"binary data (NUL bytes), not {spec.encoding} text")
+
+
 def _check_header(path: Path, spec: FileSpec) -> None:
     with path.open("rb") as handle:
         first = handle.readline()
@@ -93,16 +124,19 @@ def _check_header(path: Path, spec: FileSpec) -> None:
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not {spec.encoding} text (line 1, byte {exc.start})") from None
     header = next(csv.reader([text], delimiter=spec.delimiter), [])
+    duplicated = [c for c in spec.kept if header.count(c) > 1]
+    if duplicated:
+        raise DataError(path, f"duplicated column(s) {', '.join(duplicated)} in header")
     missing = [c for c in spec.kept if c not in header]
     if not missing:
         return
     if len(header) == 1 and any(d in text for d in ";\t|"):
         raise DataError(
             path,
-            f"wrong delimiter: header {text!r} is one column; expected "
-            f"'{spec.delimiter}'-separated columns {','.join(spec.columns)}",
+            f"wrong delimiter: header {_shown(text)} is one column; expected "
+            f"{_delimiter_name(spec.delimiter)}-separated columns {','.join(spec.columns)}",
         )
-    raise DataError(path, f"missing column(s) {', '.join(missing)}; header is {text!r}")
+    raise DataError(path, f"missing column(s) {', '.join(missing)}; header is {_shown(text)}")
 
 
 def _source(path: Path, spec: FileSpec) -> Path | pa.BufferReader:
@@ -122,6 +156,9 @@ def _options(spec: FileSpec, threads: bool, on_invalid, types: dict[str, pa.Data
         delimiter=spec.delimiter if len(spec.delimiter) == 1 else "\t",
         invalid_row_handler=on_invalid,
         quote_char='"' if spec.delimiter == "," else False,
+        # Blank lines stay as empty rows (dropped later as missing values): skipping them
+        # would shift the line number of every later row in the report.
+        ignore_empty_lines=False,
     )
     convert = pacsv.ConvertOptions(
         column_types=types,
@@ -142,6 +179,26 @@ def _utf8_error(path: Path, spec: FileSpec) -> DataError:
     return DataError(path, f"not {spec.encoding} text")
 
 
+@contextmanager
+def _decode_errors_collected() -> Iterator[list[UnicodeDecodeError]]:
+    """pyarrow decodes a bad row's text before calling the invalid-row handler; when that
+    decoding fails, the error is 'unraisable' and would be printed as a traceback."""
+    collected: list[UnicodeDecodeError] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            collected.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield collected
+    finally:
+        sys.unraisablehook = previous
+
+
 def _read(path: Path, spec: FileSpec, threads: bool, typed: bool):
     invalid: list[int | None] = []
 
@@ -151,9 +208,10 @@ def _read(path: Path, spec: FileSpec, threads: bool, typed: bool):
 
     types = {c: NUMERIC[c] if typed and c in NUMERIC else pa.string() for c in spec.kept}
     try:
-        table = pacsv.read_csv(_source(path, spec), *_options(spec, threads, on_invalid, types))
+        with _decode_errors_collected() as undecodable:
+            table = pacsv.read_csv(_source(path, spec), *_options(spec, threads, on_invalid, types))
     except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+        if undecodable or "utf8" in str(exc).lower():
             raise _utf8_error(path, spec) from None
         if typed:
             return None, invalid
@@ -164,9 +222,10 @@ def _read(path: Path, spec: FileSpec, threads: bool, typed: bool):
 def read_table(path: Path, spec: FileSpec) -> RawTable:
     """Read one file; malformed rows and unparseable numbers are rejected with their lines."""
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(path, "is a folder, not a file" if path.is_dir() else "file not found")
     if path.stat().st_size == 0:
         raise DataError(path, "empty file")
+    _check_text(path, spec)
     if spec.header:
         _check_header(path, spec)
     first_line = 2 if spec.header else 1
@@ -181,6 +240,12 @@ def _read_slowly(path: Path, spec: FileSpec, first_line: int) -> RawTable:
     table, invalid = _read(path, spec, threads=False, typed=False)
     frame = table.to_pandas()
     malformed = np.sort(np.asarray(invalid, dtype=np.int64))
+    if len(frame) == 0 and len(malformed):
+        raise DataError(
+            path,
+            f"no row has the {len(spec.columns)} {_delimiter_name(spec.delimiter)}-separated "
+            f"fields of this layout (wrong delimiter?); first bad line {malformed[0]}",
+        )
     lines = nth_unexcluded(malformed - first_line, np.arange(len(frame))) + first_line
     bad = np.zeros(len(frame), dtype=bool)
     for column in (c for c in spec.kept if c in NUMERIC):
