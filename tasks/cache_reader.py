@@ -1,0 +1,168 @@
+"""Read-only view of the active cached version, for the web app.
+
+Each call resolves the active version once and reads only that version's keys, so a response
+never mixes two versions even while a retrain flips the pointer. The pointer (and the version's
+metadata) is remembered for `pointer_ttl` seconds: retired versions stay readable for the grace
+period, far longer than that.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from tasks import keys
+from tasks.keys import VersionKeys
+
+
+class NoActiveVersion(LookupError):
+    """Nothing has been published yet (or the active version's metadata is gone)."""
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    meta: dict
+
+    @property
+    def keys(self) -> VersionKeys:
+        return VersionKeys(self.version)
+
+    @property
+    def depth(self) -> int:
+        return int(self.meta["depth"])
+
+
+class CacheReader:
+    def __init__(
+        self,
+        r: redis.Redis,
+        pointer_ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.r = r
+        self.pointer_ttl = pointer_ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._active: tuple[float, ActiveModel] | None = None
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())
+
+    def active(self) -> ActiveModel:
+        cached = self._active
+        if cached and self.clock() < cached[0]:
+            return cached[1]
+        model = self._load_active()
+        with self._lock:
+            self._active = (self.clock() + self.pointer_ttl, model)
+        return model
+
+    def movie(self, movie_id: int) -> dict | None:
+        model = self.active()
+        raw = self.r.hget(model.keys.movies, movie_id)
+        return _movie(movie_id, json.loads(raw)) if raw else None
+
+    def similar_movies(self, movie_id: int, n: int) -> list[dict] | None:
+        """The n nearest movies of the same cluster; None for an unknown movie."""
+        model = self.active()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hexists(model.keys.movies, movie_id)
+        pipe.hget(model.keys.similar, movie_id)
+        known, raw = pipe.execute()
+        if not known:
+            return None
+        entry = json.loads(raw) if raw else {"movies": [], "scores": []}
+        ids = entry["movies"][:n]
+        movies = self._movies(model, ids)
+        for movie, similarity in zip(movies, entry["scores"], strict=False):
+            movie["similarity"] = similarity
+        return movies
+
+    def user(self, user_id: int) -> dict | None:
+        """Favorite cluster and how many movies the user rated in each cluster."""
+        entry = self._user_entry(self.active(), user_id)
+        if entry is None:
+            return None
+        return {
+            "userId": user_id,
+            "favorite_cluster": entry["favorite_cluster"],
+            "n_ratings": entry["n_ratings"],
+            "cluster_counts": {str(c): n for c, n in enumerate(entry["counts"])},
+        }
+
+    def user_recommendations(self, user_id: int, n: int) -> list[dict] | None:
+        """The user's cached list (unseen movies, favorite cluster first); None if unknown."""
+        model = self.active()
+        entry = self._user_entry(model, user_id)
+        if entry is None:
+            return None
+        movies = self._movies(model, entry["movies"][:n])
+        for movie, code in zip(movies, entry["sources"], strict=False):
+            movie["source"] = "cluster" if code == "c" else "popular"
+        return movies
+
+    def clusters(self) -> list[dict]:
+        model = self.active()
+        return json.loads(self.r.get(model.keys.clusters) or "[]")
+
+    def cluster(self, cluster_id: int, n: int) -> dict | None:
+        """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
+        model = self.active()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(model.keys.clusters)
+        pipe.get(model.keys.members(cluster_id))
+        summaries, members = pipe.execute()
+        summary = next(
+            (s for s in json.loads(summaries or "[]") if s["cluster"] == cluster_id), None
+        )
+        if summary is None:
+            return None
+        ids = json.loads(members)[:n] if members else []
+        return {**summary, "movies": self._movies(model, ids)}
+
+    def popular(self, n: int) -> list[dict]:
+        model = self.active()
+        ids = json.loads(self.r.get(model.keys.popular) or "[]")[:n]
+        return self._movies(model, ids)
+
+    def _load_active(self) -> ActiveModel:
+        version = self.r.get(keys.ACTIVE)
+        if version is None:
+            raise NoActiveVersion("no model version has been published yet")
+        model_keys = VersionKeys(version.decode())
+        meta = self.r.get(model_keys.meta)
+        if meta is None:
+            raise NoActiveVersion(f"active version {model_keys.version} has no cached metadata")
+        return ActiveModel(model_keys.version, json.loads(meta))
+
+    def _user_entry(self, model: ActiveModel, user_id: int) -> dict | None:
+        raw = self.r.hget(model.keys.users, user_id)
+        return json.loads(raw) if raw else None
+
+    def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
+        """Titles and details for a ranked list of ids, in one round trip."""
+        if not ids:
+            return []
+        raws = self.r.hmget(model.keys.movies, list(ids))
+        return [
+            _movie(movie_id, json.loads(raw) if raw else {})
+            for movie_id, raw in zip(ids, raws, strict=True)
+        ]
+
+
+def _movie(movie_id: int, entry: dict) -> dict:
+    return {
+        "movieId": movie_id,
+        "title": entry.get("title"),
+        "genres": entry.get("genres"),
+        "cluster": entry.get("cluster"),
+        "score": entry.get("score"),
+        "n_ratings": entry.get("n_ratings"),
+        "avg_rating": entry.get("avg_rating"),
+    }

@@ -1,0 +1,188 @@
+"""Write one model version folder into its Redis namespace, in pipelined chunks.
+
+Lists hold movie ids only; titles and genres live once in the movies hash, which keeps the
+per-user entries small. Values are JSON so any client can read them and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import redis
+
+from pipeline.ranking import cluster_order
+from tasks.keys import VersionKeys
+
+FIELDS_PER_COMMAND = 1000
+COMMANDS_PER_ROUND_TRIP = 20
+SOURCE_CODES = {"cluster": "c", "popular": "p"}
+_COUNT_COLUMN = re.compile(r"n_c(\d+)")
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    movies: int
+    clusters: int
+    depth: int
+
+
+def write_catalog(
+    r: redis.Redis, version: str, version_dir: Path, n_users: int, extra_meta: dict | None = None
+) -> CatalogStats:
+    """Movies, similar lists, clusters, popular list, then the metadata that marks them complete."""
+    ns = VersionKeys(version)
+    movies = pd.read_parquet(version_dir / "movies.parquet")
+    similar = pd.read_parquet(version_dir / "movie_similar.parquet")
+    popular = pd.read_parquet(version_dir / "popular.parquet")
+    summary = json.loads((version_dir / "cluster_summary.json").read_text())
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+
+    hset_chunked(r, ns.movies, _movie_entries(movies))
+    hset_chunked(r, ns.similar, _similar_entries(similar))
+    members = _cluster_members(movies)
+    pipe = r.pipeline(transaction=False)
+    for cluster, ids in members.items():
+        pipe.set(ns.members(cluster), json.dumps(ids))
+    pipe.set(ns.clusters, json.dumps(summary))
+    pipe.set(ns.popular, json.dumps(_ranked_ids(popular)))
+    pipe.execute()
+
+    depth = list_depth(metadata, similar)
+    meta = {
+        **metadata,
+        "version": version,
+        "depth": depth,
+        "version_dir": str(version_dir),
+        "counts": {"movies": len(movies), "users": n_users, "clusters": len(summary)},
+        **(extra_meta or {}),
+    }
+    r.set(ns.meta, json.dumps(meta))
+    return CatalogStats(movies=len(movies), clusters=len(summary), depth=depth)
+
+
+def write_users(
+    r: redis.Redis, version: str, favorites: pd.DataFrame, recommendations: pd.DataFrame
+) -> int:
+    """Store each user's favorite cluster, counts and ranked list; returns users written."""
+    return hset_chunked(r, VersionKeys(version).users, encode_users(favorites, recommendations))
+
+
+def encode_users(
+    favorites: pd.DataFrame, recommendations: pd.DataFrame
+) -> Iterator[tuple[int, str]]:
+    """(userId, JSON) per user: favorite cluster, counts per cluster, ranked ids and their sources.
+
+    A list entry's score is its movie's ranking score, so it is read from the movies hash
+    instead of being repeated in every user's list.
+    """
+    count_columns = sorted(
+        (c for c in favorites.columns if _COUNT_COLUMN.fullmatch(c)),
+        key=lambda c: int(_COUNT_COLUMN.fullmatch(c).group(1)),
+    )
+    recs = recommendations.sort_values(["userId", "rank"], kind="stable")
+    rec_users = recs["userId"].to_numpy()
+    rec_movies = recs["movieId"].to_numpy().tolist()
+    rec_sources = "".join(_source_codes(recs["source"]))
+
+    users = favorites["userId"].to_numpy()
+    starts = np.searchsorted(rec_users, users, side="left")
+    ends = np.searchsorted(rec_users, users, side="right")
+    counts = favorites[count_columns].to_numpy(dtype="int64").tolist()
+    fav_clusters = favorites["favorite_cluster"].to_numpy().tolist()
+    n_ratings = favorites["n_ratings"].to_numpy().tolist()
+    for i, user in enumerate(users.tolist()):
+        lo, hi = int(starts[i]), int(ends[i])
+        entry = {
+            "favorite_cluster": fav_clusters[i],
+            "n_ratings": n_ratings[i],
+            "counts": counts[i],
+            "movies": rec_movies[lo:hi],
+            "sources": rec_sources[lo:hi],
+        }
+        yield user, json.dumps(entry, separators=(",", ":"))
+
+
+def hset_chunked(r: redis.Redis, key: str, entries: Iterable[tuple[int, str]]) -> int:
+    """HSET in slices of FIELDS_PER_COMMAND, several slices per round trip; returns fields sent."""
+    pipe = r.pipeline(transaction=False)
+    batch: dict[int, str] = {}
+    written = 0
+    for field, value in entries:
+        batch[field] = value
+        if len(batch) == FIELDS_PER_COMMAND:
+            pipe.hset(key, mapping=batch)
+            written += len(batch)
+            batch = {}
+            if len(pipe) >= COMMANDS_PER_ROUND_TRIP:
+                pipe.execute()
+    if batch:
+        pipe.hset(key, mapping=batch)
+        written += len(batch)
+    pipe.execute()
+    return written
+
+
+def list_depth(metadata: dict, similar: pd.DataFrame) -> int:
+    """How many items each cached list holds: the trained parameter, else the longest list."""
+    depth = metadata.get("parameters", {}).get("list_depth")
+    if depth:
+        return int(depth)
+    return int(similar["rank"].max()) if len(similar) else 0
+
+
+def _movie_entries(movies: pd.DataFrame) -> Iterator[tuple[int, str]]:
+    columns = ["movieId", "title", "genres", "cluster", "score", "n_ratings", "avg_rating"]
+    for movie_id, title, genres, cluster, score, n_ratings, avg in movies[columns].itertuples(
+        index=False
+    ):
+        entry = {
+            "title": title,
+            "genres": genres,
+            "cluster": int(cluster),
+            "score": round(float(score), 4),
+            "n_ratings": int(n_ratings),
+            "avg_rating": None if math.isnan(avg) else round(float(avg), 4),
+        }
+        yield int(movie_id), json.dumps(entry, separators=(",", ":"))
+
+
+def _similar_entries(similar: pd.DataFrame) -> Iterator[tuple[int, str]]:
+    ordered = similar.sort_values(["movieId", "rank"], kind="stable")
+    owners = ordered["movieId"].to_numpy()
+    movies, starts = np.unique(owners, return_index=True)
+    ends = [*starts[1:].tolist(), len(owners)]
+    similar_ids = ordered["similarId"].to_numpy().tolist()
+    scores = np.round(ordered["score"].to_numpy(dtype="float64"), 4).tolist()
+    for movie_id, lo, hi in zip(movies.tolist(), starts.tolist(), ends, strict=True):
+        entry = {"movies": similar_ids[lo:hi], "scores": scores[lo:hi]}
+        yield movie_id, json.dumps(entry, separators=(",", ":"))
+
+
+def _cluster_members(movies: pd.DataFrame) -> dict[int, list[int]]:
+    """Each cluster's movies in the order the pipeline ranks them for recommendations."""
+    ordered = movies.iloc[cluster_order(movies)]
+    return {
+        int(cluster): group["movieId"].astype("int64").tolist()
+        for cluster, group in ordered.groupby("cluster", sort=True)
+    }
+
+
+def _ranked_ids(frame: pd.DataFrame) -> list[int]:
+    return frame.sort_values("rank", kind="stable")["movieId"].astype("int64").tolist()
+
+
+def _source_codes(sources: pd.Series) -> Iterator[str]:
+    for source in sources:
+        try:
+            yield SOURCE_CODES[source]
+        except KeyError:
+            raise ValueError(
+                f"user_recommendations source {source!r} is not one of {sorted(SOURCE_CODES)}"
+            ) from None

@@ -1,0 +1,164 @@
+"""`movierec`: the offline commands plus the serving ones (worker, beat, web, up, publish, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import redis
+
+from pipeline.cli import build_parser as build_offline_parser
+from pipeline.cli import run_command
+from tasks.publish import PublishError
+from tasks.settings import get_settings
+from tasks.supervisor import ChildExited, Shutdown
+from tasks.versions import NoPreviousVersion
+from tasks.web_server import default_workers
+
+# In-memory schedule: no pickled state file, and a weekly crontab needs no catch-up memory.
+BEAT_SCHEDULER = "celery.beat:Scheduler"
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tasks.celery_app import celery_app
+
+    argv = ["worker", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    if args.beat:
+        argv += ["--beat", "--scheduler", BEAT_SCHEDULER]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from tasks.celery_app import celery_app
+
+    celery_app.start(["beat", "--loglevel", args.loglevel, "--scheduler", BEAT_SCHEDULER])
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from tasks.web_server import serve
+
+    serve(args.bind, args.workers, args.threads, args.access_log)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tasks.up import UpOptions, run_up
+
+    if args.data:
+        os.environ["MOVIEREC_DATA"] = str(Path(args.data).resolve())
+    if args.out:
+        os.environ["MOVIEREC_OUTPUT"] = str(Path(args.out).resolve())
+    get_settings.cache_clear()
+    options = UpOptions(
+        bind=args.bind,
+        redis_port=args.redis_port,
+        web_workers=args.workers,
+        concurrency=args.concurrency,
+    )
+    try:
+        return run_up(options)
+    except Shutdown:
+        return 0
+    except ChildExited as exc:
+        print(f"movierec: error: {exc}; stopped everything", file=sys.stderr)
+        return 1
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from tasks.publish import latest_version_dir, publish_version_dir
+    from tasks.redis_client import get_redis
+
+    models = Path(args.out).resolve() / "models" if args.out else get_settings().models_dir
+    folder = models / args.version if args.version else latest_version_dir(models)
+    if folder is None:
+        raise PublishError(f"no complete version in {models}: run `movierec pipeline` first")
+    print(json.dumps(publish_version_dir(get_redis(), folder), indent=2))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from tasks import versions
+    from tasks.redis_client import get_redis
+
+    active, previous = versions.rollback(get_redis())
+    print(f"active version: {active} (previous: {previous})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tasks import versions
+    from tasks.redis_client import get_redis
+
+    print(json.dumps(asdict(versions.read_pointers(get_redis())), indent=2))
+    return 0
+
+
+def add_serving_commands(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser("worker", help="run a Celery worker (retrain, user chunks, refresh)")
+    worker.add_argument("--beat", action="store_true", help="embed the beat scheduler")
+    worker.add_argument("--concurrency", type=int, help="worker processes (default: cores)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    beat = sub.add_parser("beat", help="run the scheduler (exactly one per deployment)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(func=cmd_beat)
+
+    web = sub.add_parser("web", help="serve the HTTP API under gunicorn")
+    web.add_argument("--bind", default="127.0.0.1:8000")
+    web.add_argument("--workers", type=int, default=default_workers())
+    web.add_argument("--threads", type=int, default=1)
+    web.add_argument("--access-log", action="store_true")
+    web.set_defaults(func=cmd_web)
+
+    up = sub.add_parser("up", help="Redis + worker + beat + web on this machine; Ctrl-C stops all")
+    up.add_argument("--data", help="MovieLens folder for training (default: $MOVIEREC_DATA)")
+    up.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
+    up.add_argument("--bind", default="127.0.0.1:8000")
+    up.add_argument("--redis-port", type=int, help="embedded Redis port (default: a free one)")
+    up.add_argument("--workers", type=int, default=2, help="web worker processes")
+    up.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    up.set_defaults(func=cmd_up)
+
+    publish = sub.add_parser("publish", help="load a version folder into Redis and activate it")
+    publish.add_argument("--version", help="version id (default: models/LATEST)")
+    publish.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
+    publish.set_defaults(func=cmd_publish)
+
+    rollback = sub.add_parser("rollback", help="make the previous cached version active again")
+    rollback.set_defaults(func=cmd_rollback)
+
+    status = sub.add_parser("status", help="print the active, previous and pending versions")
+    status.set_defaults(func=cmd_status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = build_offline_parser()
+    parser.description = __doc__
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    add_serving_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_command(build_parser(), argv)
+    except (PublishError, NoPreviousVersion, FileNotFoundError, RuntimeError) as exc:
+        print(f"movierec: error: {exc}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"movierec: error: Redis: {exc} (is REDIS_URL right?)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

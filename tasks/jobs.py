@@ -1,0 +1,102 @@
+"""Starting jobs and reporting on them, for the web app and the CLI (no pandas imported here).
+
+A job record in Redis names every job this service started, so an unknown id is a 404
+rather than Celery's indistinguishable PENDING.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from tasks import keys
+from tasks.celery_app import RESULT_TTL_SECONDS, TASK_REFRESH_USER, TASK_RETRAIN
+from tasks.lock import TokenLock
+from tasks.settings import Settings
+
+
+@dataclass(frozen=True)
+class Submission:
+    accepted: bool
+    job_id: str | None  # the new job, or the one already running when not accepted
+
+
+def retrain_lock(r: redis.Redis, settings: Settings) -> TokenLock:
+    return TokenLock(r, keys.RETRAIN_LOCK, settings.lock_ttl_seconds)
+
+
+def record_job(r: redis.Redis, job_id: str, kind: str, **fields: str | int) -> None:
+    key = keys.job_key(job_id)
+    pipe = r.pipeline(transaction=False)
+    pipe.hsetnx(key, "kind", kind)
+    pipe.hsetnx(key, "submitted_at", repr(time.time()))
+    if fields:
+        pipe.hset(key, mapping=fields)
+    pipe.expire(key, RESULT_TTL_SECONDS)
+    pipe.execute()
+
+
+def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submission:
+    """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
+    lock = retrain_lock(r, settings)
+    job_id = str(uuid.uuid4())
+    for _ in range(3):  # the holder may finish between our failed SET NX and the GET
+        if lock.acquire(job_id):
+            break
+        holder = lock.holder()
+        if holder is not None:
+            return Submission(accepted=False, job_id=holder)
+    else:
+        return Submission(accepted=False, job_id=None)
+    try:
+        record_job(r, job_id, "retrain")
+        app.send_task(TASK_RETRAIN, task_id=job_id)
+    except Exception:
+        lock.release(job_id)
+        raise
+    return Submission(accepted=True, job_id=job_id)
+
+
+def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
+    job_id = str(uuid.uuid4())
+    record_job(r, job_id, "refresh_user", user_id=user_id)
+    app.send_task(TASK_REFRESH_USER, args=[user_id], task_id=job_id)
+    return job_id
+
+
+def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
+    """State, progress, result or error of a job this service started; None if unknown."""
+    record = {k.decode(): v.decode() for k, v in r.hgetall(keys.job_key(job_id)).items()}
+    if not record:
+        return None
+    result = AsyncResult(job_id, app=app)
+    state = result.state
+    info = result.info
+    status = {
+        "id": job_id,
+        "kind": record.get("kind"),
+        "state": state,
+        "progress": None,
+        "result": None,
+        "error": None,
+    }
+    if state == "FAILURE":
+        status["error"] = f"{type(info).__name__}: {info}"
+    elif state == "SUCCESS":
+        status["result"] = info
+        status["progress"] = {"stage": "done", "percent": 100}
+    elif state == "PROGRESS":
+        status["progress"] = info
+    elif state == "STARTED":
+        status["progress"] = {"stage": "started", "percent": 0}
+    if "chunks_total" in record:
+        status["chunks"] = {
+            "done": int(record.get("chunks_done", 0)),
+            "total": int(record["chunks_total"]),
+        }
+    return status

@@ -1,0 +1,46 @@
+"""A Redis lock whose token is the job id: one retrain at a time, and the holder is discoverable.
+
+Release and extension check the token inside Lua, so a job whose lock already expired can never
+free or prolong the lock a newer job has taken since.
+"""
+
+from __future__ import annotations
+
+import redis
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class TokenLock:
+    def __init__(self, r: redis.Redis, key: str, ttl_seconds: float) -> None:
+        self.r = r
+        self.key = key
+        self.ttl_ms = int(ttl_seconds * 1000)
+
+    def acquire(self, token: str) -> bool:
+        """Take the lock for `token`; true also when `token` already holds it (a redelivery)."""
+        if self.r.set(self.key, token, nx=True, px=self.ttl_ms):
+            return True
+        return self.extend(token)
+
+    def holder(self) -> str | None:
+        value = self.r.get(self.key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def extend(self, token: str) -> bool:
+        return bool(self.r.eval(_EXTEND, 1, self.key, token, self.ttl_ms))
+
+    def release(self, token: str) -> bool:
+        return bool(self.r.eval(_RELEASE, 1, self.key, token))

@@ -1,0 +1,161 @@
+"""Retraining as Celery tasks: train, fan users out in chunks, publish once every chunk succeeded.
+
+    retrain ──► users_chunk x N (a chord, any number of workers) ──► publish
+       │ writes the version folder and the movie/cluster keys      │ flips the pointer
+       └ takes the retrain lock (token = job id) ──────────────────┴ releases it (also on failure)
+
+`retrain` replaces itself with the chord, so the chord's callback inherits the job id and the
+job's final state is the publish result.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import redis
+from celery import Task, chord
+from celery.utils.log import get_task_logger
+
+from pipeline.run import PipelineParams, train
+from pipeline.users import Catalog, load_catalog, read_user_ratings, recommend_users, user_ids
+from tasks import keys, versions
+from tasks.cache_writer import write_catalog, write_users
+from tasks.celery_app import (
+    TASK_PUBLISH,
+    TASK_RELEASE_LOCK,
+    TASK_RETRAIN,
+    TASK_USERS_CHUNK,
+    celery_app,
+)
+from tasks.jobs import record_job, retrain_lock
+from tasks.publish import finish_publish, write_latest
+from tasks.redis_client import get_redis
+from tasks.settings import get_settings, soft_limit
+from tasks.user_chunks import merge_parts, user_ranges, write_part
+
+log = get_task_logger(__name__)
+SETTINGS = get_settings()
+# Share of the job's progress bar per phase: training, per-user chunks, publishing.
+TRAIN_SHARE, USERS_SHARE = 60, 35
+
+
+@celery_app.task(
+    bind=True,
+    name=TASK_RETRAIN,
+    time_limit=SETTINGS.retrain_time_limit,
+    soft_time_limit=soft_limit(SETTINGS.retrain_time_limit),
+)
+def retrain(self: Task) -> dict:
+    """Train a new version; returns at once (skipped) when another retrain holds the lock."""
+    settings, r, job_id = get_settings(), get_redis(), self.request.id
+    record_job(r, job_id, "retrain")
+    lock = retrain_lock(r, settings)
+    if not lock.acquire(job_id):
+        log.info("retrain %s skipped: %s is running", job_id, lock.holder())
+        return {"status": "skipped", "running": lock.holder()}
+    try:
+        work = _train_and_stage(self, r, job_id)
+    except BaseException:
+        lock.release(job_id)
+        raise
+    return self.replace(work)
+
+
+def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
+    settings = get_settings()
+    if settings.data_dir is None:
+        raise FileNotFoundError("no data folder: set MOVIEREC_DATA to a MovieLens folder")
+
+    def on_stage(stage: str, fraction: float) -> None:
+        _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
+
+    result = train(settings.data_dir, settings.out_dir, PipelineParams(plots=False), on_stage)
+    version, version_dir = result.version, result.version_dir
+    versions.mark_staging(r, version)
+    ids = user_ids(version_dir)
+    write_catalog(r, version, version_dir, n_users=len(ids), extra_meta={"job_id": job_id})
+    ranges = user_ranges(ids, settings.chunk_users)
+    record_job(r, job_id, "retrain", version=version, chunks_total=len(ranges), chunks_done=0)
+    _progress(task, job_id, "users", TRAIN_SHARE, version=version)
+    log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
+    header = [users_chunk.si(version, lo, hi, job_id) for lo, hi in ranges]
+    callback = publish_version.s(version, len(ids), job_id)
+    callback.set(link_error=[release_lock.si(job_id)])
+    return chord(header, callback)
+
+
+@celery_app.task(
+    bind=True,
+    name=TASK_USERS_CHUNK,
+    time_limit=SETTINGS.chunk_time_limit,
+    soft_time_limit=soft_limit(SETTINGS.chunk_time_limit),
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: str) -> dict:
+    """Favorites and lists of users in [user_lo, user_hi] into the staged namespace and a part file.
+
+    Idempotent: a redelivered or retried chunk rewrites the same hash fields and the same file.
+    """
+    r = get_redis()
+    folder = version_dir(version)
+    favorites, recs = recommend_users(
+        read_user_ratings(folder, user_lo, user_hi), catalog_for(str(folder))
+    )
+    write_part(folder, user_lo, user_hi, favorites, recs)
+    written = write_users(r, version, favorites, recs)
+    retrain_lock(r, get_settings()).extend(job_id)
+    done = r.hincrby(keys.job_key(job_id), "chunks_done", 1)
+    total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
+    _progress(self, job_id, "users", TRAIN_SHARE + USERS_SHARE * done / total, version=version)
+    return {"users": written}
+
+
+@celery_app.task(
+    bind=True,
+    name=TASK_PUBLISH,
+    time_limit=SETTINGS.chunk_time_limit,
+    soft_time_limit=soft_limit(SETTINGS.chunk_time_limit),
+)
+def publish_version(
+    self: Task, chunk_results: list[dict], version: str, n_users: int, job_id: str
+) -> dict:
+    """The chord callback, run only when every chunk succeeded: flip the pointer, free the lock."""
+    settings, r = get_settings(), get_redis()
+    try:
+        _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
+        chunk_users = sum(part["users"] for part in chunk_results)
+        if chunk_users != n_users:
+            raise RuntimeError(f"chunks computed {chunk_users} users, expected {n_users}")
+        merge_parts(version_dir(version))
+        summary = finish_publish(r, version, expected_users=n_users)
+        write_latest(settings.models_dir, version)
+        summary["dropped"] = versions.cleanup(r, settings.grace_seconds, settings.lock_ttl_seconds)
+    finally:
+        retrain_lock(r, settings).release(job_id)
+    log.info("published %s (previous %s)", version, summary["previous"])
+    return summary
+
+
+@celery_app.task(name=TASK_RELEASE_LOCK)
+def release_lock(job_id: str) -> bool:
+    """Error callback of the chord: a failed chunk must not keep retrains blocked until the TTL."""
+    return retrain_lock(get_redis(), get_settings()).release(job_id)
+
+
+def version_dir(version: str) -> Path:
+    return get_settings().models_dir / keys.check_version(version)
+
+
+@lru_cache(maxsize=2)
+def catalog_for(version_dir: str) -> Catalog:
+    """Loaded once per worker process and version, not once per chunk."""
+    return load_catalog(version_dir)
+
+
+def _progress(task: Task, job_id: str, stage: str, percent: float, **extra: str) -> None:
+    task.backend.store_result(
+        job_id, {"stage": stage, "percent": round(percent, 1), **extra}, "PROGRESS"
+    )

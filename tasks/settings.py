@@ -1,0 +1,115 @@
+"""Serving configuration, read from the environment so every process (worker, beat, web) agrees."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pipeline.settings import BUNDLED_SAMPLE, REPO
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+WEEKLY_SUNDAY_3AM = "0 3 * * 0"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None
+    data_dir: Path | None
+    out_dir: Path
+    api_token: str | None
+    retrain_cron: str
+    chunk_users: int
+    grace_seconds: int
+    retrain_time_limit: int
+    chunk_time_limit: int
+    pointer_ttl: float
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def models_dir(self) -> Path:
+        return self.out_dir / "models"
+
+    @property
+    def lock_ttl_seconds(self) -> int:
+        """Outlives the hard limit of any one step, so a live retrain never loses its lock."""
+        return self.retrain_time_limit + self.chunk_time_limit
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=_data_dir(env),
+            out_dir=Path(env.get("MOVIEREC_OUTPUT") or REPO / "output").resolve(),
+            api_token=env.get("MOVIEREC_API_TOKEN") or None,
+            retrain_cron=_cron(env.get("MOVIEREC_RETRAIN_CRON") or WEEKLY_SUNDAY_3AM),
+            chunk_users=_positive_int(env, "MOVIEREC_CHUNK_USERS", 2000),
+            grace_seconds=_positive_int(env, "MOVIEREC_GRACE_SECONDS", 900),
+            retrain_time_limit=_positive_int(env, "MOVIEREC_RETRAIN_TIME_LIMIT", 4 * 3600),
+            chunk_time_limit=_positive_int(env, "MOVIEREC_CHUNK_TIME_LIMIT", 900),
+            pointer_ttl=_non_negative_float(env, "MOVIEREC_POINTER_TTL", 1.0),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """Process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
+    return Settings.from_env()
+
+
+def soft_limit(hard_limit: int) -> int:
+    """Leave a tenth of the budget (at least 5 s) to clean up after SoftTimeLimitExceeded."""
+    return max(1, hard_limit - max(5, hard_limit // 10))
+
+
+def _data_dir(env: Mapping[str, str]) -> Path | None:
+    if env.get("MOVIEREC_DATA"):
+        return Path(env["MOVIEREC_DATA"]).resolve()
+    return BUNDLED_SAMPLE if BUNDLED_SAMPLE.is_dir() else None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_number(env, name, default, int, allow_zero=False))
+
+
+def _non_negative_float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, allow_zero=True)
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, kind: type, allow_zero: bool
+) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {what}") from None
+    if not (value > 0 or (allow_zero and value == 0)):
+        bound = "zero or more" if allow_zero else "positive"
+        raise SettingsError(f"{name}={raw!r} must be {bound}")
+    return value
+
+
+def _cron(expression: str) -> str:
+    from celery.schedules import crontab
+
+    try:
+        crontab.from_string(expression)
+    except (ValueError, IndexError) as error:
+        raise SettingsError(
+            f"MOVIEREC_RETRAIN_CRON={expression!r} is not 'minute hour day month weekday': {error}"
+        ) from None
+    return expression

@@ -1,0 +1,37 @@
+"""Thin Flask API over the Redis cache: serves precomputed results and starts jobs.
+
+It never loads ratings or pandas, so a process starts in well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from tasks.cache_reader import CacheReader
+from tasks.celery_app import celery_app
+from tasks.redis_client import WEB_TIMEOUT, redis_from_url
+from tasks.settings import get_settings
+from web.blueprints import clusters, jobs, movies, status, users
+from web.errors import register_error_handlers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; `config` may override API_TOKEN, POINTER_TTL, REDIS (a client), CELERY."""
+    settings = get_settings()
+    app = Flask(__name__)
+    app.config.update(API_TOKEN=settings.api_token, POINTER_TTL=settings.pointer_ttl)
+    app.config.update(config or {})
+    app.json.sort_keys = False
+
+    r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB_TIMEOUT)
+    app.extensions["movierec.cache"] = CacheReader(r, app.config["POINTER_TTL"])
+    app.extensions["movierec.celery"] = app.config.get("CELERY") or celery_app
+    app.extensions["movierec.settings"] = settings
+
+    for blueprint in (status.bp, movies.bp, users.bp, clusters.bp, jobs.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app

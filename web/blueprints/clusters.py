@@ -1,0 +1,21 @@
+"""Clusters: all summaries, one cluster with its best-ranked movies."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from tasks.cache_reader import CacheReader
+from web.lookup import lookup
+from web.state import cache
+
+bp = Blueprint("clusters", __name__)
+
+
+@bp.get("/clusters")
+def clusters():
+    return jsonify(cache().clusters())
+
+
+@bp.get("/clusters/<cluster_id>")
+def cluster(cluster_id: str):
+    return jsonify(lookup("cluster", cluster_id, CacheReader.cluster, ranked=True))

@@ -1,0 +1,33 @@
+"""Users: favorite cluster, cached recommendations, on-demand refresh."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, url_for
+
+from tasks.cache_reader import CacheReader
+from tasks.jobs import submit_refresh_user
+from web.auth import require_token
+from web.lookup import lookup
+from web.state import celery, redis_client
+
+bp = Blueprint("users", __name__)
+
+
+@bp.get("/users/<user_id>")
+def user(user_id: str):
+    return jsonify(lookup("user", user_id, CacheReader.user))
+
+
+@bp.get("/recommend/user/<user_id>")
+def recommend_for_user(user_id: str):
+    """Unseen movies from the user's favorite cluster, best first; popular ones if it runs out."""
+    return jsonify(lookup("user", user_id, CacheReader.user_recommendations, ranked=True))
+
+
+@bp.post("/users/<user_id>/refresh")
+@require_token
+def refresh(user_id: str):
+    found = lookup("user", user_id, CacheReader.user)
+    job_id = submit_refresh_user(celery(), redis_client(), found["userId"])
+    status_url = url_for("jobs.job", job_id=job_id)
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}

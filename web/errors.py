@@ -1,0 +1,75 @@
+"""Every error leaves as JSON with the right status; clients never see HTML or a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, Response, jsonify
+from kombu.exceptions import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from tasks.cache_reader import NoActiveVersion
+
+log = logging.getLogger(__name__)
+HOW_TO_PUBLISH = (
+    "train and publish a model: `movierec up` does it on first start; otherwise run "
+    "`movierec pipeline` then `movierec publish`, or POST /jobs/retrain"
+)
+
+
+class ApiError(Exception):
+    """An expected failure with its status and a message meant for the client."""
+
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: object
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(status: int, message: str, **extra: object) -> tuple[Response, int]:
+    return jsonify({"error": message, **extra}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(NoActiveVersion, _no_active_version)
+    app.register_error_handler(redis.RedisError, _cache_unavailable)
+    app.register_error_handler(OperationalError, _queue_unavailable)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _api_error(error: ApiError) -> tuple[Response, int, dict[str, str]]:
+    return (*error_response(error.status, error.message, **error.extra), error.headers)
+
+
+def _http_exception(error: HTTPException) -> Response:
+    """Keep werkzeug's status and headers (e.g. Allow on 405), replace the HTML body."""
+    response = error.get_response()
+    response.set_data(jsonify({"error": error.name}).get_data())
+    response.content_type = "application/json"
+    return response
+
+
+def _no_active_version(error: NoActiveVersion) -> tuple[Response, int]:
+    return error_response(503, str(error), hint=HOW_TO_PUBLISH)
+
+
+def _cache_unavailable(error: redis.RedisError) -> tuple[Response, int]:
+    log.warning("cache error: %s", error)
+    return error_response(503, "the cache (Redis) is unavailable; try again shortly")
+
+
+def _queue_unavailable(error: OperationalError) -> tuple[Response, int]:
+    log.warning("broker error: %s", error)
+    return error_response(503, "the job queue (Redis) is unavailable; try again shortly")
+
+
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    log.exception("unhandled error", exc_info=error)
+    return error_response(500, "internal server error")

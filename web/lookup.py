@@ -1,0 +1,22 @@
+"""The shared shape of the read endpoints: parse the id (and `n`), fetch, 404 when absent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tasks.cache_reader import CacheReader
+from web.errors import ApiError
+from web.params import parse_id, parse_n
+from web.state import cache
+
+
+def lookup(kind: str, raw_id: str, fetch: Callable[..., Any], ranked: bool = False) -> Any:
+    """`fetch(reader, id)`, or `fetch(reader, id, n)` when `ranked`; None from it means 404."""
+    wanted = parse_id(raw_id, kind)
+    reader: CacheReader = cache()
+    args = (wanted, parse_n(reader.active().depth)) if ranked else (wanted,)
+    found = fetch(reader, *args)
+    if found is None:
+        raise ApiError(404, f"{kind.capitalize()} not found")
+    return found

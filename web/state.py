@@ -1,0 +1,26 @@
+"""The app's shared clients, stored on the Flask app by the factory."""
+
+from __future__ import annotations
+
+import redis
+from celery import Celery
+from flask import current_app
+
+from tasks.cache_reader import CacheReader
+from tasks.settings import Settings
+
+
+def cache() -> CacheReader:
+    return current_app.extensions["movierec.cache"]
+
+
+def redis_client() -> redis.Redis:
+    return cache().r
+
+
+def celery() -> Celery:
+    return current_app.extensions["movierec.celery"]
+
+
+def settings() -> Settings:
+    return current_app.extensions["movierec.settings"]
