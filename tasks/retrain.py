@@ -28,7 +28,7 @@ from tasks.celery_app import (
     TASK_USERS_CHUNK,
     celery_app,
 )
-from tasks.jobs import record_job, retrain_lock
+from tasks.jobs import record_job, retrain_lock, user_fanout
 from tasks.publish import finish_publish, write_latest
 from tasks.redis_client import get_redis
 from tasks.settings import get_settings, soft_limit
@@ -79,10 +79,7 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     record_job(r, job_id, "retrain", version=version, chunks_total=len(ranges), chunks_done=0)
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
     log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
-    header = [users_chunk.si(version, lo, hi, job_id) for lo, hi in ranges]
-    callback = publish_version.s(version, len(ids), job_id)
-    callback.set(link_error=[release_lock.si(job_id)])
-    return chord(header, callback)
+    return user_fanout(task.app, version, ranges, len(ids), job_id)
 
 
 @celery_app.task(

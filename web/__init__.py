@@ -12,7 +12,7 @@ from flask import Flask
 
 from tasks.cache_reader import CacheReader
 from tasks.celery_app import celery_app
-from tasks.redis_client import WEB_TIMEOUT, redis_from_url
+from tasks.redis_client import WEB, redis_from_url
 from tasks.settings import get_settings
 from web.blueprints import clusters, jobs, movies, status, users
 from web.errors import register_error_handlers
@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB_TIMEOUT)
+    r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB)
     app.extensions["movierec.cache"] = CacheReader(r, app.config["POINTER_TTL"])
     app.extensions["movierec.celery"] = app.config.get("CELERY") or celery_app
     app.extensions["movierec.settings"] = settings
