@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.lookup import positions_of
 from pipeline.readers import RawDataset, RawTable
 
 UINT32_MAX = np.iinfo(np.uint32).max
@@ -93,8 +94,7 @@ class _Filter:
         self.drop("timestamp_out_of_range", bad)
 
     def known_movies(self, movie_ids: np.ndarray) -> None:
-        ids = self.column("movieId").astype(np.float64)
-        self.drop("unknown_movie", ~np.isin(ids, movie_ids.astype(np.float64)))
+        self.drop("unknown_movie", positions_of(movie_ids, self.column("movieId")) < 0)
 
     def kept(self) -> pd.DataFrame:
         return self.frame.loc[self.keep].reset_index(drop=True)

@@ -16,9 +16,7 @@ def make_clusterer(
 ) -> KMeans | MiniBatchKMeans:
     """The spec's MiniBatchKMeans by default; full KMeans where exactness beats speed."""
     if algorithm == "minibatch":
-        return MiniBatchKMeans(
-            n_clusters=k, batch_size=batch_size, random_state=random_state, n_init=3
-        )
+        return MiniBatchKMeans(n_clusters=k, batch_size=batch_size, random_state=random_state)
     if algorithm == "kmeans":
         return KMeans(n_clusters=k, random_state=random_state, n_init=3)
     raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.lookup import positions_of
 from pipeline.scaling import make_scaler
 
 NUMERIC = ("avg_rating", "log_ratings")
@@ -16,7 +17,7 @@ NUMERIC = ("avg_rating", "log_ratings")
 def movie_stats(movies: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
     """Per movie: rating count and mean rating (NaN when unrated), aligned with `movies`."""
     ids = movies["movieId"].to_numpy()
-    index = np.searchsorted(ids, ratings["movieId"].to_numpy())
+    index = positions_of(ids, ratings["movieId"].to_numpy())
     counts = np.bincount(index, minlength=len(ids))
     sums = np.bincount(index, weights=ratings["rating"].to_numpy(np.float64), minlength=len(ids))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipeline.lookup import group_codes, positions_of
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
 
@@ -73,23 +74,35 @@ def read_user_ratings(version_dir: str | Path, user_lo: int, user_hi: int) -> pd
     )
 
 
-def _user_codes(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    codes, users = pd.factorize(ratings["userId"], sort=True)
-    return codes.astype(np.int64), np.asarray(users, dtype=np.uint32)
+@dataclass
+class Rated:
+    """Ratings as positions: a code per user (0..n-1, by id), the users, catalogue positions."""
+
+    codes: np.ndarray
+    users: np.ndarray
+    movie: np.ndarray
+
+    @classmethod
+    def index(cls, ratings: pd.DataFrame, catalog: Catalog) -> Rated:
+        codes, users = group_codes(ratings["userId"])
+        movie = positions_of(catalog.movie_ids, ratings["movieId"].to_numpy())
+        return cls(codes, users.astype(np.uint32), movie)
 
 
-def cluster_counts(ratings: pd.DataFrame, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """Users (sorted) and a users x clusters matrix of how many movies each rated per cluster."""
-    codes, users = _user_codes(ratings)
-    movie = np.searchsorted(catalog.movie_ids, ratings["movieId"].to_numpy())
-    flat = codes * catalog.k + catalog.cluster[movie]
-    counts = np.bincount(flat, minlength=len(users) * catalog.k).reshape(len(users), catalog.k)
-    return users, counts
+def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
+    """Users x clusters: how many movies each user rated in each cluster."""
+    flat = rated.codes * catalog.k + catalog.cluster[rated.movie]
+    n = len(rated.users)
+    return np.bincount(flat, minlength=n * catalog.k).reshape(n, catalog.k)
 
 
 def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """The cluster with most of the user's rated movies; ties go to the lowest cluster id."""
-    users, counts = cluster_counts(ratings, catalog)
+    return _favorites(Rated.index(ratings, catalog), catalog)
+
+
+def _favorites(rated: Rated, catalog: Catalog) -> pd.DataFrame:
+    users, counts = rated.users, cluster_counts(rated, catalog)
     frame = pd.DataFrame(
         {
             "userId": users,
@@ -128,9 +141,9 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFra
     When the favorite cluster runs out, the list continues with the most popular unseen movies
     of other clusters (source "popular").
     """
-    fav = favorites(ratings, catalog)
-    codes, _ = _user_codes(ratings)
-    seen = np.searchsorted(catalog.movie_ids, ratings["movieId"].to_numpy())
+    rated = Rated.index(ratings, catalog)
+    fav = _favorites(rated, catalog)
+    codes, seen = rated.codes, rated.movie
     favorite = fav["favorite_cluster"].to_numpy(np.int64)
     parts = []
     for c in range(catalog.k):
