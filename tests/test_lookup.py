@@ -17,7 +17,9 @@ def test_positions_of_float_values_need_a_whole_number():
     assert positions_of(ids, np.array([2.0, 2.5, np.nan, -1.0, 3.0])).tolist() == [1, -1, -1, -1, 2]
 
 
-@pytest.mark.parametrize("keys", [[5, 5, 8, 9, 9, 9], [9, 5, 9, 8, 5, 9]], ids=["sorted", "shuffled"])
+@pytest.mark.parametrize(
+    "keys", [[5, 5, 8, 9, 9, 9], [9, 5, 9, 8, 5, 9]], ids=["sorted", "shuffled"]
+)
 def test_group_codes(keys):
     codes, uniques = group_codes(pd.Series(keys))
     assert uniques.tolist() == [5, 8, 9]
