@@ -1,0 +1,214 @@
+"""`movierec up` end to end on ml-latest-small: real Redis, worker, beat and gunicorn over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tasks.embedded_redis import free_port
+from tests.serving_helpers import http, serving_env, spawn_cli, stop, wait_until
+
+pytestmark = pytest.mark.e2e
+TOKEN = "e2e-token"
+START_TIMEOUT = 150
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every descendant of `root`: pid -> start time (to tell a reused pid apart)."""
+    parents: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents.setdefault(int(fields[1]), []).append(pid)
+        started[pid] = fields[19]
+    tree, todo = {}, [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            tree[child] = started[child]
+            todo.append(child)
+    return tree
+
+
+def still_running(tree: dict[int, str]) -> list[int]:
+    alive = []
+    for pid, start in tree.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[19] == start and fields[0] != "Z":
+            alive.append(pid)
+    return alive
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Service:
+    def __init__(self, tmp: Path, small_data: Path) -> None:
+        self.web_port, self.redis_port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.web_port}"
+        self.env = serving_env(
+            MOVIEREC_DATA=str(small_data),
+            MOVIEREC_OUTPUT=str(tmp / "out"),
+            MOVIEREC_API_TOKEN=TOKEN,
+            MOVIEREC_CHUNK_USERS="200",
+        )
+        self.tmp = tmp
+        self.runs = 0
+
+    def start(self):
+        self.runs += 1
+        args = ["up", "--bind", f"127.0.0.1:{self.web_port}", "--redis-port", str(self.redis_port)]
+        self.log = self.tmp / f"up-{self.runs}.log"
+        self.process = spawn_cli(args, self.env, self.log)
+        wait_until(self.healthy, START_TIMEOUT, f"/health to answer 200 (see {self.log})")
+        self.tree = process_tree(self.process.pid)
+
+    def healthy(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()[-3000:]
+        try:
+            return self.get("/health")[0] == 200
+        except OSError:
+            return False
+
+    def get(self, path: str):
+        return http("GET", self.base + path)
+
+    def post(self, path: str, token: str | None = TOKEN):
+        return http("POST", self.base + path, token)
+
+    def job_done(self, job_id: str):
+        status, body = self.get(f"/jobs/{job_id}")
+        assert status == 200
+        return body if body["state"] in ("SUCCESS", "FAILURE") else None
+
+    def stop(self) -> int:
+        return stop(self.process, signal.SIGINT, timeout=90)
+
+
+@pytest.fixture(scope="module")
+def service(small_data, tmp_path_factory):
+    svc = Service(tmp_path_factory.mktemp("e2e"), small_data)
+    svc.start()
+    yield svc
+    if svc.process.poll() is None:
+        svc.stop()
+
+
+def test_every_read_endpoint(service):
+    status, index = service.get("/")
+    assert status == 200 and index["message"] == "Recommender System API is running"
+    assert index["counts"]["users"] == 610 and index["counts"]["movies"] == 9742
+    health = {"status": "ok", "model_version": index["model_version"]}
+    assert service.get("/health") == (200, health)
+
+    status, movie = service.get("/movie/1")
+    assert status == 200
+    assert (movie["movieId"], movie["title"]) == (1, "Toy Story (1995)")
+    assert isinstance(movie["cluster"], int) and movie["genres"]
+
+    status, similar = service.get("/recommend/movie/1?n=5")
+    assert status == 200 and len(similar) == 5
+    assert all(m["cluster"] == movie["cluster"] and m["movieId"] != 1 for m in similar)
+
+    status, recs = service.get("/recommend/user/1?n=5")
+    assert status == 200 and len(recs) == 5 and all(m["title"] for m in recs)
+    assert service.get("/recommend/user/1?n=5")[1] == recs  # deterministic
+
+    status, user = service.get("/users/1")
+    assert status == 200 and sum(user["cluster_counts"].values()) == user["n_ratings"] == 232
+
+    status, clusters = service.get("/clusters")
+    assert status == 200 and sum(c["size"] for c in clusters) == 9742
+    status, cluster = service.get(f"/clusters/{user['favorite_cluster']}?n=3")
+    assert status == 200 and len(cluster["movies"]) == 3
+    assert service.get("/popular?n=2")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/movie/99999999", 404),
+        ("/movie/abc", 400),
+        ("/recommend/user/100000", 404),
+        ("/recommend/user/-3", 400),
+        ("/recommend/user/1?n=51", 400),
+        ("/clusters/99", 404),
+        ("/jobs/not-a-job", 404),
+        ("/nothing/here", 404),
+    ],
+)
+def test_errors_over_http_are_json(service, path, status):
+    got, body = service.get(path)
+    assert got == status and isinstance(body["error"], str)
+
+
+def test_refresh_user_job(service):
+    assert service.post("/users/1/refresh", token=None)[0] == 401
+    status, accepted = service.post("/users/1/refresh")
+    assert status == 202
+    done = wait_until(lambda: service.job_done(accepted["job_id"]), 60, "the refresh job")
+    assert done["state"] == "SUCCESS" and done["result"]["user_id"] == 1
+
+
+def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service):
+    old = service.get("/")[1]["model_version"]
+    seen: Counter = Counter()
+    stop_reading = threading.Event()
+
+    def read_continuously() -> None:
+        while not stop_reading.is_set():
+            for path in ("/recommend/user/42?n=10", "/health", "/movie/1"):
+                status, _ = service.get(path)
+                seen[(path, status)] += 1
+            status, index = service.get("/")
+            seen[("version", index["model_version"])] += 1
+
+    reader = threading.Thread(target=read_continuously)
+    reader.start()
+    try:
+        assert service.post("/jobs/retrain", token="wrong")[0] == 401
+        status, job = service.post("/jobs/retrain")
+        assert status == 202 and job["status_url"] == f"/jobs/{job['job_id']}"
+        conflict, running = service.post("/jobs/retrain")
+        assert conflict == 409 and running["job_id"] == job["job_id"]
+        done = wait_until(lambda: service.job_done(job["job_id"]), 120, "the retrain job")
+        assert done["state"] == "SUCCESS", done["error"]
+        new = done["result"]["version"]
+        assert new != old and done["result"]["previous"] == old
+        wait_until(lambda: seen[("version", new)] > 0, 30, "the new version to be served")
+    finally:
+        stop_reading.set()
+        reader.join()
+    statuses = {key for key in seen if key[0] != "version"}
+    assert statuses == {(p, 200) for p in ("/recommend/user/42?n=10", "/health", "/movie/1")}
+    assert {key[1] for key in seen if key[0] == "version"} == {old, new}
+
+
+def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(service):
+    version = service.get("/")[1]["model_version"]
+    tree = service.tree
+    assert len(tree) >= 4  # redis, worker (+ pool), gunicorn (+ workers)
+
+    assert service.stop() == 0
+    assert still_running(tree) == []
+    assert not port_open(service.web_port) and not port_open(service.redis_port)
+
+    service.start()  # same output folder: Redis reloads its append-only file
+    assert service.get("/")[1]["model_version"] == version
+    assert "serving cached version" in service.log.read_text()
+    tree = service.tree
+    assert service.stop() == 0
+    assert still_running(tree) == []
