@@ -31,16 +31,27 @@ def positions_of(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def group_codes(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """For each element of a sorted array, the index where its run of equal keys begins."""
+    index = np.arange(len(sorted_keys), dtype=np.int64)
+    if len(index) == 0:
+        return index
+    new = np.empty(len(index), dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return np.maximum.accumulate(np.where(new, index, 0))
+
+
+def group_codes(keys: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense codes 0..n-1 of `keys` in ascending key order, and the distinct keys.
 
     Ratings are stored sorted by user, which makes this one linear pass instead of a hash.
     """
-    values = keys.to_numpy()
+    values = np.asarray(keys)
     if len(values) and bool(np.all(values[1:] >= values[:-1])):
         change = np.empty(len(values), dtype=bool)
         change[0] = True
         np.not_equal(values[1:], values[:-1], out=change[1:])
         return np.cumsum(change) - 1, values[change]
-    codes, uniques = pd.factorize(keys, sort=True)
+    codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64), np.asarray(uniques)

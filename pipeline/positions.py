@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.lookup import group_codes, group_starts
+
 BAND = np.int64(1) << np.int64(32)
 
 
@@ -14,9 +16,9 @@ def nth_unexcluded(excluded: np.ndarray, n: np.ndarray) -> np.ndarray:
     #{i : t_i <= n} excluded slots lie before the answer, so the answer is n plus that count:
     one binary search per query instead of walking the sequence.
     """
-    return nth_unexcluded_grouped(
-        np.zeros(len(excluded), np.int64), excluded, np.zeros(np.shape(n), np.int64), n
-    )
+    n = np.asarray(n, np.int64)
+    zeros = np.zeros(n.shape, np.int64)
+    return nth_unexcluded_grouped(np.zeros(len(excluded), np.int64), excluded, zeros, n)
 
 
 def nth_unexcluded_grouped(
@@ -29,11 +31,10 @@ def nth_unexcluded_grouped(
     """
     key = np.asarray(excluded_group, np.int64) * BAND + np.asarray(excluded, np.int64)
     key.sort()
-    group = key // BAND
-    starts = np.searchsorted(group, group, side="left")
-    shifted = key - (np.arange(len(key), dtype=np.int64) - starts)
+    shifted = key - (np.arange(len(key), dtype=np.int64) - group_starts(key // BAND))
     query_group = np.asarray(query_group, np.int64)
     n = np.asarray(n, np.int64)
     before = np.searchsorted(shifted, query_group * BAND + n, side="right")
-    first = np.searchsorted(key, query_group * BAND, side="left")
+    codes, groups = group_codes(query_group)
+    first = np.searchsorted(key, groups.astype(np.int64) * BAND, side="left")[codes]
     return n + before - first

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.lookup import group_codes, positions_of
+from pipeline.lookup import group_codes, group_starts, positions_of
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
 
@@ -114,25 +114,60 @@ def _favorites(rated: Rated, catalog: Catalog) -> pd.DataFrame:
     return pd.concat([frame, per_cluster], axis=1)
 
 
-def _fill(
-    order: np.ndarray,
-    slot_of: np.ndarray,
-    seen_user: np.ndarray,
-    seen_movie: np.ndarray,
-    users: np.ndarray,
-    wanted: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """First `wanted[u]` movies of `order` per user `u`, skipping the movies each user has seen.
+SOURCES = ("cluster", "popular")
 
-    `slot_of[m]` is movie m's slot in `order` (-1 when not in it). Returns (user, movie) pairs.
-    """
-    slots = slot_of[seen_movie]
-    inside = slots >= 0
+
+def _nth_free(
+    seen_user: np.ndarray, seen_slot: np.ndarray, users: np.ndarray, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `wanted[i]` slots not seen by `users[i]`, as (user, slot) pairs in user order."""
     user = np.repeat(users, wanted)
     nth = np.arange(len(user)) - np.repeat(np.cumsum(wanted) - wanted, wanted)
-    slot = nth_unexcluded_grouped(seen_user[inside], slots[inside], user, nth)
-    ok = slot < len(order)
-    return user[ok], order[slot[ok]]
+    return user, nth_unexcluded_grouped(seen_user, seen_slot, user, nth)
+
+
+def _best_in_favorite(
+    catalog: Catalog, rated: Rated, favorite: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every user's best unseen movies of their favorite cluster, all clusters in one pass.
+
+    Only ratings inside the user's own favorite cluster can block a slot, so only those are kept.
+    """
+    inside = catalog.cluster[rated.movie] == favorite[rated.codes]
+    users = np.arange(len(favorite))
+    user, slot = _nth_free(
+        rated.codes[inside],
+        catalog.rank_in_cluster[rated.movie[inside]],
+        users,
+        np.full(len(users), catalog.depth, np.int64),
+    )
+    start = catalog.cluster_start[favorite[user]]
+    ok = slot < catalog.cluster_start[favorite[user] + 1] - start
+    return user[ok], catalog.ranked[start[ok] + slot[ok]]
+
+
+def _popular_elsewhere(
+    catalog: Catalog, rated: Rated, favorite: np.ndarray, short: np.ndarray, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Users whose favorite cluster ran out: the most popular unseen movies of other clusters."""
+    is_short = np.zeros(len(favorite), dtype=bool)
+    is_short[short] = True
+    rows = np.flatnonzero(is_short[rated.codes])
+    found_user, found_movie = [], []
+    for c in np.unique(favorite[short]):
+        others = catalog.popular[catalog.cluster[catalog.popular] != c]
+        slot_of = np.full(len(catalog.movie_ids), -1, np.int64)
+        slot_of[others] = np.arange(len(others))
+        mine = rows[favorite[rated.codes[rows]] == c]
+        slot = slot_of[rated.movie[mine]]
+        of_c = favorite[short] == c
+        user, slot = _nth_free(
+            rated.codes[mine][slot >= 0], slot[slot >= 0], short[of_c], wanted[of_c]
+        )
+        ok = slot < len(others)
+        found_user.append(user[ok])
+        found_movie.append(others[slot[ok]])
+    return np.concatenate(found_user), np.concatenate(found_movie)
 
 
 def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -143,63 +178,25 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFra
     """
     rated = Rated.index(ratings, catalog)
     fav = _favorites(rated, catalog)
-    codes, seen = rated.codes, rated.movie
     favorite = fav["favorite_cluster"].to_numpy(np.int64)
-    parts = []
-    for c in range(catalog.k):
-        users = np.flatnonzero(favorite == c)
-        if len(users) == 0:
-            continue
-        parts.append(_lists_for_cluster(catalog, c, users, favorite[codes] == c, codes, seen))
-    recs = pd.concat(parts, ignore_index=True) if parts else _empty_recs()
-    recs = recs.sort_values(["user", "rank"], ignore_index=True)
-    movie = recs["movie"].to_numpy()
+    user, movie = _best_in_favorite(catalog, rated, favorite)
+    source = np.zeros(len(user), np.int8)
+    got = np.bincount(user, minlength=len(favorite))
+    short = np.flatnonzero(got < catalog.depth)
+    if len(short):
+        more_user, more_movie = _popular_elsewhere(
+            catalog, rated, favorite, short, catalog.depth - got[short]
+        )
+        order = np.argsort(np.concatenate([user, more_user]), kind="stable")
+        user = np.concatenate([user, more_user])[order]
+        movie = np.concatenate([movie, more_movie])[order]
+        source = np.concatenate([source, np.ones(len(more_user), np.int8)])[order]
     out = pd.DataFrame({
-        "userId": fav["userId"].to_numpy()[recs["user"].to_numpy()],
-        "rank": recs["rank"].to_numpy(np.int32),
+        "userId": rated.users[user],
+        "rank": (np.arange(len(user)) - group_starts(user) + 1).astype(np.int32),
         "movieId": catalog.movie_ids[movie],
         "score": catalog.score[movie],
         "cluster": catalog.cluster[movie].astype(np.int32),
-        "source": recs["source"].to_numpy(),
+        "source": pd.Categorical.from_codes(source, SOURCES),
     })  # fmt: skip
     return fav, out
-
-
-def _lists_for_cluster(
-    catalog: Catalog,
-    c: int,
-    users: np.ndarray,
-    mine: np.ndarray,
-    codes: np.ndarray,
-    seen: np.ndarray,
-) -> pd.DataFrame:
-    """Lists of the users (codes) whose favorite is cluster c; `mine` marks their ratings."""
-    members = catalog.ranked[catalog.cluster_start[c] : catalog.cluster_start[c + 1]]
-    seen_user, seen_movie = codes[mine], seen[mine]
-    in_cluster = np.where(catalog.cluster == c, catalog.rank_in_cluster, -1)
-    wanted = np.full(len(users), catalog.depth, np.int64)
-    user, movie = _fill(members, in_cluster, seen_user, seen_movie, users, wanted)
-    parts = [pd.DataFrame({"user": user, "movie": movie, "source": "cluster"})]
-    got = np.bincount(np.searchsorted(users, user), minlength=len(users))
-    short = got < catalog.depth
-    if short.any():
-        others = catalog.popular[catalog.cluster[catalog.popular] != c]
-        slot_of = np.full(len(catalog.movie_ids), -1, np.int64)
-        slot_of[others] = np.arange(len(others))
-        user, movie = _fill(
-            others, slot_of, seen_user, seen_movie, users[short], catalog.depth - got[short]
-        )
-        parts.append(pd.DataFrame({"user": user, "movie": movie, "source": "popular"}))
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.assign(rank=frame.groupby("user", sort=False).cumcount() + 1)
-
-
-def _empty_recs() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "user": pd.Series(dtype=np.int64),
-            "rank": pd.Series(dtype=np.int64),
-            "movie": pd.Series(dtype=np.int64),
-            "source": pd.Series(dtype=object),
-        }
-    )
