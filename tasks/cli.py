@@ -85,6 +85,24 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """One-shot first training for deployments: idempotent, a no-op once a version is live."""
+    from pipeline.cli import print_stage
+    from pipeline.run import PipelineParams, run_pipeline
+    from tasks.publish import ensure_active, publish_version_dir
+    from tasks.redis_client import get_redis
+
+    settings, r = get_settings(), get_redis()
+
+    def train_here() -> dict:
+        params = PipelineParams(plots=False)
+        result = run_pipeline(settings.data_dir, settings.out_dir, params, print_stage)
+        return publish_version_dir(r, result.version_dir)
+
+    ensure_active(r, settings, train_here, lambda message: print(f"movierec: {message}"))
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from tasks import versions
     from tasks.redis_client import get_redis
@@ -133,6 +151,11 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     publish.add_argument("--version", help="version id (default: models/LATEST)")
     publish.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
     publish.set_defaults(func=cmd_publish)
+
+    bootstrap = sub.add_parser(
+        "bootstrap", help="publish the newest version, training first if there is none"
+    )
+    bootstrap.set_defaults(func=cmd_bootstrap)
 
     rollback = sub.add_parser("rollback", help="make the previous cached version active again")
     rollback.set_defaults(func=cmd_rollback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pipeline.io import write_text
 from tasks import versions
 from tasks.cache_writer import write_catalog, write_users
 from tasks.keys import VersionKeys
+from tasks.settings import Settings
 from tasks.user_chunks import FAVORITES, RECOMMENDATIONS
 
 LATEST = "LATEST"
@@ -28,6 +30,33 @@ VERSION_FILES = (
 
 class PublishError(RuntimeError):
     """The staged version is incomplete, so the pointer was not moved."""
+
+
+def ensure_active(
+    r: redis.Redis, settings: Settings, train: Callable[[], dict], say: Callable[[str], None]
+) -> str:
+    """Make sure a version is live: the cached one, else the newest complete folder, else train.
+
+    `train` must publish what it trains and return the publish summary.
+    """
+    active = versions.active_version(r)
+    if active:
+        say(f"serving cached version {active}")
+        return active
+    latest = latest_version_dir(settings.models_dir)
+    if latest is None:
+        if settings.data_dir is None or not settings.data_dir.is_dir():
+            raise FileNotFoundError(
+                f"no model yet and no data to train on ({settings.data_dir}): "
+                "pass --data DIR or set MOVIEREC_DATA"
+            )
+        say(f"no model yet: training on {settings.data_dir} ...")
+        summary = train()
+    else:
+        say(f"publishing {latest} ...")
+        summary = publish_version_dir(r, latest)
+    say(f"published {summary['version']}: {summary['users']} users")
+    return summary["version"]
 
 
 def publish_version_dir(r: redis.Redis, version_dir: Path) -> dict:

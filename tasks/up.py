@@ -1,7 +1,7 @@
 """`movierec up`: Redis (embedded unless REDIS_URL is set), a worker with beat, and the web app.
 
-Trains and publishes first when no version is active: from the newest complete version folder
-on disk if there is one, else through the worker, the same path the weekly retrain takes.
+When no version is active it publishes the newest complete version folder, or else trains
+through the worker, the same path the weekly retrain takes.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from tasks import versions
 from tasks.celery_app import make_celery
 from tasks.embedded_redis import start_redis
 from tasks.jobs import job_status, submit_retrain
-from tasks.publish import latest_version_dir, publish_version_dir
+from tasks.publish import ensure_active
 from tasks.redis_client import redis_from_url
 from tasks.settings import REPO, Settings, get_settings
 from tasks.supervisor import Supervisor
@@ -49,23 +48,9 @@ def say(message: str) -> None:
 def run_up(options: UpOptions) -> int:
     with ExitStack() as stack:
         children = stack.enter_context(Supervisor())
-        settings = get_settings()
-        if settings.redis_url is None:
-            stack.enter_context(_exclusive(settings.out_dir / "redis"))
-            _, url = start_redis(
-                settings.out_dir / "redis",
-                options.redis_port,
-                spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
-            )
-            say(f"embedded Redis {url} (data in {settings.out_dir / 'redis'})")
-            os.environ["REDIS_URL"] = url
-        if not settings.api_token:
-            os.environ["MOVIEREC_API_TOKEN"] = secrets.token_urlsafe(24)
-        os.environ["MOVIEREC_OUTPUT"] = str(settings.out_dir)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-        )
-        get_settings.cache_clear()
+        if get_settings().redis_url is None:
+            os.environ["REDIS_URL"] = _embedded_redis(stack, children, options.redis_port)
+        _export_child_settings()
         settings = get_settings()
 
         cli = [sys.executable, "-m", "tasks.cli"]
@@ -74,8 +59,12 @@ def run_up(options: UpOptions) -> int:
         web = [*cli, "web", "--bind", options.bind, "--workers", str(options.web_workers)]
         children.spawn("web", web, os.environ)
 
-        r = redis_from_url(settings.broker_url)
-        _ensure_published(make_celery(settings), r, settings, children)
+        r, app = redis_from_url(settings.broker_url), make_celery(settings)
+
+        def train_through_worker() -> dict:
+            return _follow(app, r, submit_retrain(app, r, settings).job_id, children)
+
+        ensure_active(r, settings, train_through_worker, say)
         base = f"http://{options.bind}"
         _wait_healthy(base + "/health", children, options.startup_timeout)
         _print_ready(base, settings)
@@ -83,26 +72,28 @@ def run_up(options: UpOptions) -> int:
     return 0
 
 
-def _ensure_published(app: Celery, r: redis.Redis, settings: Settings, children: Supervisor):
-    active = versions.active_version(r)
-    if active:
-        say(f"serving cached version {active}")
-        return
-    latest = latest_version_dir(settings.models_dir)
-    if latest is not None:
-        say(f"publishing {latest} ...")
-        summary = publish_version_dir(r, latest)
-        say(f"published {summary['version']}: {summary['users']} users")
-        return
-    if settings.data_dir is None or not settings.data_dir.is_dir():
-        raise FileNotFoundError(
-            f"no model yet and no data to train on ({settings.data_dir}): "
-            "pass --data DIR or set MOVIEREC_DATA"
-        )
-    say(f"no model yet: training on {settings.data_dir} through the worker ...")
-    submission = submit_retrain(app, r, settings)
-    result = _follow(app, r, submission.job_id, children)
-    say(f"published {result['version']}: {result['users']} users")
+def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) -> str:
+    folder = get_settings().out_dir / "redis"
+    stack.enter_context(_exclusive(folder))
+    _, url = start_redis(
+        folder,
+        port,
+        spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
+    )
+    say(f"embedded Redis {url} (data in {folder})")
+    return url
+
+
+def _export_child_settings() -> None:
+    """Children inherit the environment: make it say everything they need, then reread it."""
+    settings = get_settings()
+    if not settings.api_token:
+        os.environ["MOVIEREC_API_TOKEN"] = secrets.token_urlsafe(24)
+    os.environ["MOVIEREC_OUTPUT"] = str(settings.out_dir)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
+    get_settings.cache_clear()
 
 
 def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor) -> dict:
