@@ -181,16 +181,13 @@ def clean_tags(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, File
     f.ids(("userId", "movieId"))
     f.timestamps()
     f.known_movies(movie_ids)
-    tokens = f.frame["tag"].astype("string").str.split("|")
-    f.drop(
-        "empty_tag",
-        ~tokens.map(lambda ts: any(t.strip() for t in ts), na_action="ignore")
-        .fillna(False)
-        .to_numpy(dtype=bool),
-    )
-    kept = f.kept().assign(tag=tokens[f.keep].reset_index(drop=True)).explode("tag")
-    kept["tag"] = kept["tag"].str.strip()
-    kept = kept[kept["tag"] != ""]
+    token = f.frame["tag"].astype("string").str.split("|").explode().str.strip()
+    real = (token != "").fillna(False)
+    has_token = real.groupby(level=0).any().reindex(f.frame.index, fill_value=False)
+    f.drop("empty_tag", ~has_token.to_numpy(dtype=bool))
+    rows = token.index.to_numpy()
+    chosen = real.to_numpy(dtype=bool) & f.keep[rows]
+    kept = f.frame.iloc[rows[chosen]].assign(tag=token.to_numpy()[chosen])
     kept["filtered"] = kept["tag"].str.lower()
     tags = pd.DataFrame({
         "userId": kept["userId"].astype(np.uint32),

@@ -7,6 +7,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -189,6 +190,7 @@ def _run(
     progress: Progress | None,
     with_users: bool,
 ) -> TrainResult:
+    """Large files are written on a background thread while the later stages compute."""
     out = Path(out_dir)
     stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
     with stages("read"):
@@ -198,33 +200,42 @@ def _run(
     with stages("clean"):
         data = clean(raw)
         del raw
-    built = build(data, params, stages, with_users)
-    now = datetime.now(UTC)
-    version = f"{now:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
-    if params.plots:
-        with stages("plots"):
-            _plots(out / "plots", built, params)
-    metadata = {
-        "version": version,
-        "trained_at": now.isoformat(timespec="seconds"),
-        "data_dir": str(Path(data_dir).resolve()),
-        "data_fingerprint": fingerprint,
-        "layout": data.report["layout"],
-        "parameters": asdict(params) | {"k": built.k, "choose_k": list(params.choose_k)},
-        "metrics": built.metrics,
-        "counts": {
-            "movies": len(built.movies),
-            "ratings": len(data.ratings),
-            "users": int(data.ratings["userId"].nunique()),
-            "tags": len(data.tags),
-        },
-        "ranking_score": "bayesian average rating, prior weight parameters.prior_count",
-        "global_mean_rating": built.global_mean,
-        "library_versions": _library_versions(),
-    }
-    with stages("write"):
-        version_dir = _write_version(out, version, metadata, built, data.ratings)
-        _write_top_level(out, version_dir, data, built)
+    started = datetime.now(UTC)
+    version = f"{started:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
+    staging = out / "models" / f".{version}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = [writer.submit(_write_cleaned, out, staging, data)]
+        built = build(data, params, stages, with_users)
+        pending.append(writer.submit(_write_frame, built.standardized, out, "standardized_ratings"))
+        if params.plots:
+            with stages("plots"):
+                _plots(out / "plots", built, params)
+        metadata = {
+            "version": version,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data_dir": str(Path(data_dir).resolve()),
+            "data_fingerprint": fingerprint,
+            "layout": data.report["layout"],
+            "parameters": asdict(params) | {"k": built.k, "choose_k": list(params.choose_k)},
+            "metrics": built.metrics,
+            "counts": {
+                "movies": len(built.movies),
+                "ratings": len(data.ratings),
+                "users": int(data.ratings["userId"].nunique()),
+                "tags": len(data.tags),
+            },
+            "ranking_score": "bayesian average rating, prior weight parameters.prior_count",
+            "global_mean_rating": built.global_mean,
+            "library_versions": _library_versions(),
+        }
+        with stages("write"):
+            _write_built(staging, built, metadata)
+            for job in pending:
+                job.result()
+            version_dir = _publish(staging, version)
+            _write_top_level(out, version_dir, built)
     metadata["timings"] = stages.timings
     return TrainResult(version, version_dir, stages.timings, metadata)
 
@@ -236,44 +247,47 @@ def _plots(folder: Path, built: Built, params: PipelineParams) -> None:
     plots.genre_heatmap(genre_share(built.movies, built.k), folder / "genre_share.png")
 
 
-def _write_version(
-    out: Path, version: str, metadata: dict, built: Built, ratings: pd.DataFrame
-) -> Path:
-    """Build the folder under a temporary name, then rename: a version is complete or absent."""
-    models = out / "models"
-    final, tmp = models / version, models / f".{version}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    io.dump_joblib(built.model, tmp / "kmeans_model.pkl")
-    io.write_parquet(built.movies.drop(columns=["tags"], errors="ignore"), tmp / "movies.parquet")
-    io.write_json(built.summary, tmp / "cluster_summary.json")
-    io.write_parquet(built.popular, tmp / "popular.parquet")
-    io.write_parquet(built.similar, tmp / "movie_similar.parquet")
-    io.write_parquet(ratings, tmp / "ratings.parquet", row_group_size=RATINGS_ROW_GROUP)
+def _write_frame(frame: pd.DataFrame, out: Path, name: str) -> None:
+    """A CSV for people and a Parquet copy for fast reloads."""
+    io.write_csv(frame, out / f"{name}.csv")
+    io.write_parquet(frame, out / f"{name}.parquet")
+
+
+def _write_cleaned(out: Path, staging: Path, data: CleanData) -> None:
+    io.write_json(data.report, out / "cleaning_report.json")
+    _write_frame(data.movies, out, "cleaned_movies")
+    _write_frame(data.tags, out, "cleaned_tags")
+    processed = data.tags.groupby(["movieId", "filtered"], as_index=False).size()
+    processed = processed.rename(columns={"filtered": "tag", "size": "count"})
+    io.write_csv(processed, out / "processed_tags.csv")
+    io.write_parquet(data.ratings, staging / "ratings.parquet", row_group_size=RATINGS_ROW_GROUP)
+    io.write_csv(data.ratings, out / "cleaned_ratings.csv")
+    io.link_or_copy(staging / "ratings.parquet", out / "cleaned_ratings.parquet")
+
+
+def _write_built(staging: Path, built: Built, metadata: dict) -> None:
+    io.dump_joblib(built.model, staging / "kmeans_model.pkl")
+    io.write_parquet(
+        built.movies.drop(columns=["tags"], errors="ignore"), staging / "movies.parquet"
+    )
+    io.write_json(built.summary, staging / "cluster_summary.json")
+    io.write_parquet(built.popular, staging / "popular.parquet")
+    io.write_parquet(built.similar, staging / "movie_similar.parquet")
     if built.users is not None:
-        io.write_parquet(built.users[0], tmp / "user_favorites.parquet")
-        io.write_parquet(built.users[1], tmp / "user_recommendations.parquet")
-    io.write_json(metadata, tmp / "metadata.json")
-    tmp.rename(final)
-    io.write_text(version + "\n", models / "LATEST")
+        io.write_parquet(built.users[0], staging / "user_favorites.parquet")
+        io.write_parquet(built.users[1], staging / "user_recommendations.parquet")
+    io.write_json(metadata, staging / "metadata.json")
+
+
+def _publish(staging: Path, version: str) -> Path:
+    """One rename makes the version appear complete; LATEST then names it."""
+    final = staging.parent / version
+    staging.rename(final)
+    io.write_text(version + "\n", staging.parent / "LATEST")
     return final
 
 
-def _write_top_level(out: Path, version_dir: Path, data: CleanData, built: Built) -> None:
-    io.write_json(data.report, out / "cleaning_report.json")
-    for name, frame in (
-        ("cleaned_movies", data.movies),
-        ("cleaned_tags", data.tags),
-        ("standardized_ratings", built.standardized),
-    ):
-        io.write_csv(frame, out / f"{name}.csv")
-        io.write_parquet(frame, out / f"{name}.parquet")
-    io.write_csv(data.ratings, out / "cleaned_ratings.csv")
-    io.link_or_copy(version_dir / "ratings.parquet", out / "cleaned_ratings.parquet")
-    processed = data.tags.groupby(["movieId", "filtered"], as_index=False).size()
-    io.write_csv(
-        processed.rename(columns={"filtered": "tag", "size": "count"}), out / "processed_tags.csv"
-    )
+def _write_top_level(out: Path, version_dir: Path, built: Built) -> None:
     clusters = built.movies[["movieId", "title", "genres", "cluster"]]
     io.write_csv(clusters, out / "clusters_movies.csv")
     io.link_or_copy(version_dir / "kmeans_model.pkl", out / "kmeans_model.pkl")
