@@ -1,0 +1,100 @@
+"""Pipeline speed and memory at several sizes, next to the spec's literal pipeline in the same run.
+
+    python benchmarks/bench_pipeline.py --sizes 100000 1000000 25000000 --work /tmp/movierec-bench
+
+Synthetic data (`movierec synth`) is generated once per size and reused. Each measured run is a
+fresh child process; its peak RSS comes from os.wait4, its stage timings from its own report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD_PIPELINE = """
+import json, sys, time
+start = time.perf_counter()
+from pipeline.run import run_pipeline
+result = run_pipeline(sys.argv[1], sys.argv[2])
+print(json.dumps({"timings": result.timings, "counts": result.metadata["counts"],
+                  "wall_in_process": time.perf_counter() - start}))
+"""
+
+
+def measure(command: list[str]) -> dict:
+    """Wall time, peak RSS and the JSON the child printed last."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}")
+    report = json.loads(output.strip().splitlines()[-1])
+    return report | {"wall": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def ensure_data(work: Path, size: int) -> Path:
+    folder = work / f"synth-{size}"
+    if not (folder / "ratings.csv").is_file():
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "synth", "--ratings", str(size),
+                        "--out", str(folder)], cwd=REPO, check=True)
+    return folder
+
+
+def bench(size: int, work: Path, baseline: bool) -> dict:
+    data = ensure_data(work, size)
+    row = {"size": size, "movierec": measure(
+        [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{size}")])}
+    if baseline:
+        row["spec_literal"] = measure([sys.executable, "benchmarks/spec_literal.py", str(data),
+                                       str(work / f"spec-{size}")])
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| ratings | users | movierec wall (s) | movierec peak RSS (MB) "
+             "| spec literal wall (s) | spec literal + extrapolated favorites (s) "
+             "| spec literal peak RSS (MB) |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        ours, spec = row["movierec"], row.get("spec_literal")
+        literal = ("-", "-", "-")
+        if spec is not None:
+            loop = spec["timings"]["favorites_extrapolated"] - spec["timings"]["favorites_sampled"]
+            literal = (f"{spec['wall']:.1f}", f"{spec['wall'] + loop:.0f}",
+                       str(spec["peak_rss_mb"]))
+        lines.append(f"| {row['size']:,} | {ours['counts']['users']:,} | {ours['wall']:.1f} | "
+                     f"{ours['peak_rss_mb']:,} | {literal[0]} | {literal[1]} | {literal[2]} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 25_000_000])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/movierec-bench"))
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    rows = [bench(size, args.work, not args.no_baseline) for size in args.sizes]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"machine: {machine}\n")
+    print(table(rows))
+    for row in rows:
+        print(f"\nstages at {row['size']:,} ratings: {json.dumps(row['movierec']['timings'])}")
+        if "spec_literal" in row:
+            print(f"spec literal at {row['size']:,}: {json.dumps(row['spec_literal']['timings'])}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
