@@ -103,8 +103,10 @@ class CacheReader:
         if entry is None:
             return None
         movies = self._movies(model, entry["movies"][:n])
-        for movie, code in zip(movies, entry["sources"], strict=False):
-            movie["source"] = "cluster" if code == "c" else "popular"
+        legend = model.meta["sources"]
+        for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
+            movie["score"] = score
+            movie["source"] = legend[int(code)]
         return movies
 
     def clusters(self) -> list[dict]:

@@ -18,11 +18,13 @@ import pandas as pd
 import redis
 
 from pipeline.ranking import cluster_order
+from pipeline.users import SOURCES
 from tasks.keys import VersionKeys
 
 FIELDS_PER_COMMAND = 1000
 COMMANDS_PER_ROUND_TRIP = 20
-SOURCE_CODES = {"cluster": "c", "popular": "p"}
+# One character per list entry; the version's metadata carries the legend (index -> name).
+SOURCE_CODES = {name: str(code) for code, name in enumerate(SOURCES)}
 _COUNT_COLUMN = re.compile(r"n_c(\d+)")
 
 
@@ -59,6 +61,7 @@ def write_catalog(
         **metadata,
         "version": version,
         "depth": depth,
+        "sources": list(SOURCES),
         "version_dir": str(version_dir),
         "counts": {"movies": len(movies), "users": n_users, "clusters": len(summary)},
         **(extra_meta or {}),
@@ -77,10 +80,9 @@ def write_users(
 def encode_users(
     favorites: pd.DataFrame, recommendations: pd.DataFrame
 ) -> Iterator[tuple[int, str]]:
-    """(userId, JSON) per user: favorite cluster, counts per cluster, ranked ids and their sources.
+    """(userId, JSON) per user: favorite cluster, counts per cluster, ranked ids, scores, sources.
 
-    A list entry's score is its movie's ranking score, so it is read from the movies hash
-    instead of being repeated in every user's list.
+    Titles are not repeated here: the reader looks them up in the movies hash.
     """
     count_columns = sorted(
         (c for c in favorites.columns if _COUNT_COLUMN.fullmatch(c)),
@@ -89,6 +91,7 @@ def encode_users(
     recs = recommendations.sort_values(["userId", "rank"], kind="stable")
     rec_users = recs["userId"].to_numpy()
     rec_movies = recs["movieId"].to_numpy().tolist()
+    rec_scores = np.round(recs["score"].to_numpy(dtype="float64"), 4).tolist()
     rec_sources = "".join(_source_codes(recs["source"]))
 
     users = favorites["userId"].to_numpy()
@@ -104,6 +107,7 @@ def encode_users(
             "n_ratings": n_ratings[i],
             "counts": counts[i],
             "movies": rec_movies[lo:hi],
+            "scores": rec_scores[lo:hi],
             "sources": rec_sources[lo:hi],
         }
         yield user, json.dumps(entry, separators=(",", ":"))

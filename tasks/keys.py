@@ -62,7 +62,7 @@ class VersionKeys:
 
     @property
     def users(self) -> str:
-        """Hash userId -> JSON {favorite_cluster, n_ratings, counts, movies, sources}."""
+        """Hash userId -> JSON {favorite_cluster, n_ratings, counts, movies, scores, sources}."""
         return f"{self.namespace}:users"
 
     @property

@@ -56,7 +56,8 @@ RECOMMENDATIONS = pd.DataFrame(
         "userId": pd.array([1, 1, 1, 2, 2, 2, 3, 3, 3], dtype="uint32"),
         "rank": pd.array([1, 2, 3] * 3, dtype="int32"),
         "movieId": pd.array([20, 30, 50, 60, 10, 20, 40, 50, 60], dtype="uint32"),
-        "score": [3.9, 3.5, 3.6, 3.3, 4.2, 3.9, 4.0, 3.6, 3.3],
+        # User 2's scores are per-user (as a personalised ranking gives), not the movie's.
+        "score": [3.9, 3.5, 3.6, 0.91, 0.82, 0.73, 4.0, 3.6, 3.3],
         "cluster": pd.array([0, 0, 1, 1, 0, 0, 1, 1, 1], dtype="int32"),
         "source": ["cluster", "cluster", "popular", "cluster", "popular", "popular"]
         + ["popular"] * 3,

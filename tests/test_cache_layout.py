@@ -53,7 +53,8 @@ def test_published_version_holds_every_documented_value(r, models):
         "n_ratings": 3,
         "counts": [3, 0],
         "movies": [40, 50, 60],
-        "sources": "ppp",
+        "scores": [4.0, 3.6, 3.3],
+        "sources": "111",
     }
     assert json.loads(r.get(ns.members(0))) == [10, 20, 30]
     assert json.loads(r.get(ns.members(1))) == [40, 50, 60]
@@ -61,6 +62,7 @@ def test_published_version_holds_every_documented_value(r, models):
     assert [c["cluster"] for c in json.loads(r.get(ns.clusters))] == [0, 1]
     meta = json.loads(r.get(ns.meta))
     assert meta["depth"] == DEPTH
+    assert meta["sources"] == ["cluster", "popular"]
     assert meta["counts"] == {"movies": 6, "users": 3, "clusters": 2}
     assert meta["trained_at"] == "2026-01-01T00:00:00+00:00"
 
@@ -76,7 +78,7 @@ def test_user_entries_store_ids_not_titles(models):
     entries = dict(encode_users(FAVORITES, RECOMMENDATIONS))
     assert set(entries) == {1, 2, 3}
     assert "Beta" not in entries[1]
-    assert json.loads(entries[2])["sources"] == "cpp"
+    assert json.loads(entries[2])["sources"] == "011"
 
 
 def test_unknown_recommendation_source_is_refused():

@@ -155,10 +155,10 @@ def test_user_recommendations_skip_rated_movies(client):
         assert {m["movieId"] for m in listed}.isdisjoint(seen)
         assert all(m["title"] for m in listed)
     user2 = client.get("/recommend/user/2?n=3").get_json()
-    assert [(m["movieId"], m["source"]) for m in user2] == [
-        (60, "cluster"),
-        (10, "popular"),
-        (20, "popular"),
+    assert [(m["movieId"], m["score"], m["source"]) for m in user2] == [
+        (60, 0.91, "cluster"),
+        (10, 0.82, "popular"),
+        (20, 0.73, "popular"),
     ]
 
 
