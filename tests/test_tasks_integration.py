@@ -80,6 +80,9 @@ def test_retrain_fans_out_in_chunks_then_publishes(stack, retrained):
     assert versions.active_version(r) == version
     assert r.hlen(keys.VersionKeys(version).users) == 610
     assert retrain_lock(r, settings).holder() is None
+    # Every message was acknowledged, the replaced retrain included: nothing is redelivered
+    # when the visibility timeout passes.
+    wait_until(lambda: r.hlen("unacked") == 0, 10, "all messages to be acknowledged")
     folder = settings.models_dir / version
     assert (settings.models_dir / "LATEST").read_text().strip() == version
     assert not (folder / "user_parts").exists()
@@ -134,6 +137,16 @@ def test_a_failed_chunk_fails_the_job_frees_the_lock_and_keeps_the_pointer(stack
     assert status["state"] == "FAILURE"
     wait_until(lambda: retrain_lock(r, settings).holder() is None, 30, "the lock to be released")
     assert versions.active_version(r) == active
+
+
+def test_beat_starts_and_stops_cleanly(stack, tmp_path):
+    _, _, settings = stack
+    env = serving_env(REDIS_URL=settings.broker_url, MOVIEREC_OUTPUT=str(settings.out_dir))
+    log = tmp_path / "beat.log"
+    beat = spawn_cli(["beat"], env, log)
+    wait_until(lambda: "beat: Starting" in log.read_text(), 30, "beat to start")
+    assert stop(beat) == 0
+    assert "Traceback" not in log.read_text()
 
 
 def test_refresh_user_rewrites_one_entry(stack, retrained):
