@@ -52,8 +52,9 @@ def retrain(self: Task) -> dict:
     record_job(r, job_id, "retrain")
     lock = retrain_lock(r, settings)
     if not lock.acquire(job_id):
-        log.info("retrain %s skipped: %s is running", job_id, lock.holder())
-        return {"status": "skipped", "running": lock.holder()}
+        running = lock.holder()
+        log.info("retrain %s skipped: %s is running", job_id, running)
+        return {"status": "skipped", "running": running}
     try:
         work = _train_and_stage(self, r, job_id)
     except BaseException:
