@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import joblib
 
@@ -121,8 +122,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="movierec", description=__doc__)
+def build_parser(description: str | None = __doc__) -> tuple[argparse.ArgumentParser, Any]:
+    """The `movierec` parser with the offline commands, and its subparsers for more."""
+    parser = argparse.ArgumentParser(prog="movierec", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     download.add_parser(sub)
     synth.add_parser(sub)
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--model", help="model file (default: OUT/kmeans_model.pkl)")
     assign.add_argument("--out", help="artifact folder")
     assign.set_defaults(func=cmd_assign)
-    return parser
+    return parser, sub
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
@@ -154,7 +156,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), argv)
+    return run_command(build_parser()[0], argv)
 
 
 if __name__ == "__main__":

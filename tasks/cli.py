@@ -165,9 +165,7 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = build_offline_parser()
-    parser.description = __doc__
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parser, sub = build_offline_parser(__doc__)
     add_serving_commands(sub)
     return parser
 
