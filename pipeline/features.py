@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.factors import PREFIX
 from pipeline.lookup import positions_of
 from pipeline.scaling import make_scaler
 
@@ -32,17 +33,28 @@ def tag_documents(movies: pd.DataFrame, tags: pd.DataFrame) -> pd.Series:
 
 
 class MovieFeaturizer(TransformerMixin, BaseEstimator):
-    """Genres one-hot, scaled mean rating and log rating count, optional tag TF-IDF.
+    """Genres one-hot, scaled mean rating and log rating count, optional tag TF-IDF, optional
+    collaborative factors.
 
     Input: a frame with `genres` ('|'-joined), `avg_rating` (NaN when unrated), `n_ratings`, and
     `tags` when `tag_features` > 0. Unrated movies take the mean rating of rated ones (the scaled
-    centre), not 0, which would mark them as the worst movies in the catalogue.
+    centre), not 0, which would mark them as the worst movies in the catalogue. `factor_*`
+    columns present at fit time (`pipeline.factors`) join as unit vectors times
+    `factor_weight`: direction says who likes a movie, length only how often it was rated. A
+    movie without them (a new one) gets zeros and is placed by genres and statistics.
     """
 
-    def __init__(self, scaling: str = "zscore", tag_features: int = 0, tag_weight: float = 1.0):
+    def __init__(
+        self,
+        scaling: str = "zscore",
+        tag_features: int = 0,
+        tag_weight: float = 1.0,
+        factor_weight: float = 1.0,
+    ):
         self.scaling = scaling
         self.tag_features = tag_features
         self.tag_weight = tag_weight
+        self.factor_weight = factor_weight
 
     def _numeric(self, X: pd.DataFrame) -> np.ndarray:
         avg = X["avg_rating"].to_numpy(np.float64)
@@ -59,7 +71,16 @@ class MovieFeaturizer(TransformerMixin, BaseEstimator):
         if self.tag_features > 0:
             self.tfidf_ = TfidfVectorizer(max_features=self.tag_features, min_df=2)
             self.tfidf_.fit(X["tags"].fillna(""))
+        self.factors_ = []
+        if self.factor_weight > 0:
+            self.factors_ = [c for c in X.columns if str(c).startswith(PREFIX)]
         return self
+
+    def _factors(self, X: pd.DataFrame) -> np.ndarray:
+        values = X.reindex(columns=self.factors_, fill_value=0.0).to_numpy(np.float64)
+        norm = np.linalg.norm(values, axis=1, keepdims=True)
+        unit = np.divide(values, norm, out=np.zeros_like(values), where=norm > 0)
+        return self.factor_weight * unit
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "scaler_")
@@ -68,10 +89,13 @@ class MovieFeaturizer(TransformerMixin, BaseEstimator):
         parts = [one_hot, self.scaler_.transform(self._numeric(X))]
         if self.tfidf_ is not None:
             parts.append(self.tag_weight * self.tfidf_.transform(X["tags"].fillna("")).toarray())
+        if self.factors_:
+            parts.append(self._factors(X))
         return np.hstack(parts)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = [f"genre_{g}" for g in self.genres_] + list(NUMERIC)
         if self.tfidf_ is not None:
             names += [f"tag_{t}" for t in self.tfidf_.get_feature_names_out()]
+        names += list(self.factors_)
         return np.array(names, dtype=object)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from pipeline.clustering import make_clusterer
+from pipeline.factors import factor_columns
 from pipeline.features import MovieFeaturizer
 
 
@@ -18,9 +20,10 @@ def build_model(
     random_state: int = 42,
     scaling: str = "zscore",
     tag_features: int = 0,
+    factor_weight: float = 1.0,
 ) -> Pipeline:
     return Pipeline([
-        ("features", MovieFeaturizer(scaling=scaling, tag_features=tag_features)),
+        ("features", MovieFeaturizer(scaling, tag_features, factor_weight=factor_weight)),
         ("cluster", make_clusterer(k, algorithm, batch_size, random_state)),
     ])  # fmt: skip
 
@@ -31,12 +34,16 @@ def assign_movie(
     avg_rating: float | None = None,
     n_ratings: int = 0,
     tags: str = "",
+    factors: Sequence[float] | None = None,
 ) -> int:
-    """Cluster of a movie the model has not seen; a new movie usually has no ratings yet."""
+    """Cluster of a movie the model has not seen; a new movie usually has no ratings yet, and
+    without `factors` (its collaborative embedding) it is placed by genres and statistics."""
     row = pd.DataFrame({
         "genres": [genres],
         "avg_rating": [math.nan if avg_rating is None else float(avg_rating)],
         "n_ratings": [n_ratings],
         "tags": [tags],
     })  # fmt: skip
+    if factors is not None:
+        row[factor_columns(len(factors))] = [list(factors)]
     return int(model.predict(row)[0])

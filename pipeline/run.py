@@ -21,8 +21,10 @@ from pipeline import io, plots
 from pipeline.analysis import cluster_summary, genre_share
 from pipeline.cleaning import CleanData, clean
 from pipeline.clustering import choose_k, cluster_metrics
+from pipeline.factors import movie_factors
 from pipeline.features import movie_stats, tag_documents
 from pipeline.model import build_model
+from pipeline.personal import PersonalOptions
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
 from pipeline.readers import read_dataset
 from pipeline.scaling import standardize_per_user
@@ -34,6 +36,7 @@ STAGES = (
     "clean",
     "standardize",
     "features",
+    "factors",
     "cluster",
     "analyse",
     "lists",
@@ -42,6 +45,7 @@ STAGES = (
     "write",
 )
 RATINGS_ROW_GROUP = 1 << 18
+RECOMMENDERS = ("default", "spec")
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "pyarrow", "joblib")
 
 
@@ -57,6 +61,18 @@ class PipelineParams:
     tag_features: int = 0
     choose_k: tuple[int, ...] = ()  # when given, k is the best of these by silhouette
     plots: bool = True
+    recommender: str = "default"  # "spec": the favorite cluster ranked by the Bayesian score
+    factors: int = 32  # size of the collaborative movie embedding (default recommender)
+    factor_weight: float = 1.0  # the embedding's weight among the clustering features
+    personal: PersonalOptions = field(default_factory=PersonalOptions)
+
+    def __post_init__(self) -> None:
+        if self.recommender not in RECOMMENDERS:
+            raise ValueError(
+                f"unknown recommender {self.recommender!r}; choose from {', '.join(RECOMMENDERS)}"
+            )
+        if self.recommender == "default" and self.factors < 1:
+            raise ValueError("the default recommender needs at least 1 factor")
 
 
 @dataclass
@@ -108,6 +124,7 @@ def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> tuple:
         params.random_state,
         params.scaling,
         params.tag_features,
+        params.factor_weight,
     )
     k, scores = params.k, {}
     if params.choose_k:
@@ -160,6 +177,9 @@ def build(
         ).drop(columns="timestamp")
     with stages("features"):
         movies = _movie_frame(data, params)
+    if params.recommender == "default":
+        with stages("factors"):
+            movies = movie_factors(movies, data.ratings, params.factors, params.random_state)
     with stages("cluster"):
         model, X, labels, k, metrics = _fit_clusters(movies, params)
         global_mean = float(data.ratings["rating"].mean())
@@ -177,7 +197,9 @@ def build(
     users = None
     if with_users:
         with stages("users"):
-            users = recommend_users(data.ratings, Catalog.from_movies(movies, k, params.list_depth))
+            personal = params.personal if params.recommender == "default" else None
+            catalog = Catalog.from_movies(movies, k, params.list_depth, personal)
+            users = recommend_users(data.ratings, catalog)
     return Built(
         model, X, movies, k, metrics, summary, popular, similar, standardized, global_mean, users
     )

@@ -1,4 +1,4 @@
-"""Per-user work: favorite cluster and the top unseen movies from it, for any set of users at once.
+"""Per-user work: favorite clusters and the best unseen movies in them, for any set of users.
 
 Users are independent, so the same functions serve all users in one batch, a chunk of users on
 one worker, or a single user refreshed on demand.
@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
+from pipeline.factors import PREFIX, preference, user_matrix
 from pipeline.lookup import group_codes, group_starts, positions_of
+from pipeline.personal import Personal, PersonalOptions
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
 
@@ -32,15 +35,24 @@ class Catalog:
     cluster_start: np.ndarray  # where each cluster begins in `ranked` (k + 1 entries)
     rank_in_cluster: np.ndarray  # position of each movie inside its cluster's ranking
     popular: np.ndarray  # positions by popularity
+    personal: Personal | None = None  # the default recommender; None: the spec's favorite cluster
 
     @classmethod
-    def from_movies(cls, movies: pd.DataFrame, k: int, depth: int) -> Catalog:
+    def from_movies(
+        cls, movies: pd.DataFrame, k: int, depth: int, options: PersonalOptions | None = None
+    ) -> Catalog:
+        """With `options` and the movies' factor columns, the default recommender makes lists."""
         movies = movies.sort_values("movieId", ignore_index=True)
         cluster = movies["cluster"].to_numpy(np.int64)
         ranked = cluster_order(movies)
         start = np.searchsorted(cluster[ranked], np.arange(k + 1))
         rank_in_cluster = np.empty(len(movies), np.int64)
         rank_in_cluster[ranked] = np.arange(len(movies)) - start[cluster[ranked]]
+        popular = popular_order(movies)
+        factors = movies.filter(regex=f"^{PREFIX}\\d+$")
+        personal = None
+        if options is not None and factors.shape[1]:
+            personal = Personal.build(factors.to_numpy(), cluster, popular, k, options)
         return cls(
             movies["movieId"].to_numpy(np.uint32),
             cluster,
@@ -50,15 +62,19 @@ class Catalog:
             ranked,
             start,
             rank_in_cluster,
-            popular_order(movies),
+            popular,
+            personal,
         )
 
 
 def load_catalog(version_dir: str | Path) -> Catalog:
     version_dir = Path(version_dir)
-    meta = json.loads((version_dir / "metadata.json").read_text())
+    parameters = json.loads((version_dir / "metadata.json").read_text())["parameters"]
     movies = pd.read_parquet(version_dir / "movies.parquet")
-    return Catalog.from_movies(movies, meta["parameters"]["k"], meta["parameters"]["list_depth"])
+    options = None
+    if parameters.get("recommender") == "default":
+        options = PersonalOptions(**parameters["personal"])
+    return Catalog.from_movies(movies, parameters["k"], parameters["list_depth"], options)
 
 
 def user_ids(version_dir: str | Path) -> np.ndarray:
@@ -97,11 +113,20 @@ def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
 
 
 def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """The cluster with most of the user's rated movies; ties go to the lowest cluster id."""
-    return _favorites(Rated.index(ratings, catalog), catalog)
+    """Each user's favorite cluster; ties go to the lowest cluster id.
+
+    The spec's rule: the cluster with most of the user's rated movies. With the default
+    recommender and "rating" weighting: the cluster whose movies the user liked most (summed
+    preference, the `w_c*` columns).
+    """
+    return _user_clusters(ratings, Rated.index(ratings, catalog), catalog)[0]
 
 
-def _favorites(rated: Rated, catalog: Catalog) -> pd.DataFrame:
+def _user_clusters(
+    ratings: pd.DataFrame, rated: Rated, catalog: Catalog
+) -> tuple[pd.DataFrame, np.ndarray | None, sp.csr_matrix | None]:
+    """Favorites; with the default recommender also each user's top clusters and the
+    users x movies preference matrix they were weighted by."""
     users, counts = rated.users, cluster_counts(rated, catalog)
     frame = pd.DataFrame(
         {
@@ -110,8 +135,26 @@ def _favorites(rated: Rated, catalog: Catalog) -> pd.DataFrame:
             "n_ratings": counts.sum(axis=1),
         }
     )
-    per_cluster = pd.DataFrame(counts, columns=[f"n_c{c}" for c in range(catalog.k)])
-    return pd.concat([frame, per_cluster], axis=1)
+    columns = [pd.DataFrame(counts, columns=[f"n_c{c}" for c in range(catalog.k)])]
+    personal = catalog.personal
+    if personal is None:
+        return pd.concat([frame, *columns], axis=1), None, None
+    n = len(users)
+    liking = preference(rated.codes, ratings["rating"].to_numpy(), n)
+    matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
+    liked = _liked_per_cluster(matrix, catalog)
+    top = personal.top_clusters(liked if personal.options.cluster_weighting == "rating" else counts)
+    frame["favorite_cluster"] = top[:, 0]
+    columns.append(pd.DataFrame(liked, columns=[f"w_c{c}" for c in range(catalog.k)]))
+    return pd.concat([frame, *columns], axis=1), top, matrix
+
+
+def _liked_per_cluster(matrix: sp.csr_matrix, catalog: Catalog) -> np.ndarray:
+    """Users x clusters summed preference, added in the matrix's canonical (batch-free) order."""
+    n, k = matrix.shape[0], catalog.k
+    owner = np.repeat(np.arange(n), np.diff(matrix.indptr))
+    flat = owner * k + catalog.cluster[matrix.indices]
+    return np.bincount(flat, weights=matrix.data, minlength=n * k).reshape(n, k)
 
 
 SOURCES = ("cluster", "popular")
@@ -170,32 +213,62 @@ def _popular_elsewhere(
     return np.concatenate(found_user), np.concatenate(found_movie)
 
 
-def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Favorites and, per user, the `depth` best-scored unseen movies of the favorite cluster.
+def _popular_unpicked(
+    catalog: Catalog, rated: Rated, user: np.ndarray, movie: np.ndarray, short: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Users whose clusters ran out: the most popular movies they neither rated nor got yet."""
+    is_short = np.zeros(len(rated.users), dtype=bool)
+    is_short[short] = True
+    theirs, picked = is_short[rated.codes], is_short[user]
+    slot_of = np.empty(len(catalog.movie_ids), np.int64)
+    slot_of[catalog.popular] = np.arange(len(catalog.popular))
+    wanted = catalog.depth - np.bincount(user, minlength=len(rated.users))[short]
+    found, slot = _nth_free(
+        np.concatenate([rated.codes[theirs], user[picked]]),
+        slot_of[np.concatenate([rated.movie[theirs], movie[picked]])],
+        short,
+        wanted,
+    )
+    ok = slot < len(catalog.popular)
+    return found[ok], catalog.popular[slot[ok]]
 
-    When the favorite cluster runs out, the list continues with the most popular unseen movies
-    of other clusters (source "popular").
+
+def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Favorites and, per user, a list of `depth` unseen movies.
+
+    Spec catalogue: the best-scored movies of the favorite cluster (`score`: the movie's
+    Bayesian score). Default recommender: the movies of the user's top clusters that score
+    highest for this user (`pipeline.personal`; `score`: that personal score). When the clusters
+    run out, the list continues with the most popular unseen movies (source "popular").
     """
     rated = Rated.index(ratings, catalog)
-    fav = _favorites(rated, catalog)
+    fav, top, matrix = _user_clusters(ratings, rated, catalog)
     favorite = fav["favorite_cluster"].to_numpy(np.int64)
-    user, movie = _best_in_favorite(catalog, rated, favorite)
+    if top is None:
+        user, movie = _best_in_favorite(catalog, rated, favorite)
+        score = catalog.score[movie]
+    else:
+        user, movie, score = catalog.personal.lists(matrix, top, catalog.cluster, catalog.depth)
     source = np.zeros(len(user), np.int8)
     got = np.bincount(user, minlength=len(favorite))
     short = np.flatnonzero(got < catalog.depth)
     if len(short):
-        more_user, more_movie = _popular_elsewhere(
-            catalog, rated, favorite, short, catalog.depth - got[short]
-        )
+        if top is None:
+            more_user, more_movie = _popular_elsewhere(
+                catalog, rated, favorite, short, catalog.depth - got[short]
+            )
+        else:
+            more_user, more_movie = _popular_unpicked(catalog, rated, user, movie, short)
         order = np.argsort(np.concatenate([user, more_user]), kind="stable")
         user = np.concatenate([user, more_user])[order]
         movie = np.concatenate([movie, more_movie])[order]
+        score = np.concatenate([score, catalog.score[more_movie]])[order]
         source = np.concatenate([source, np.ones(len(more_user), np.int8)])[order]
     out = pd.DataFrame({
         "userId": rated.users[user],
         "rank": (np.arange(len(user)) - group_starts(user) + 1).astype(np.int32),
         "movieId": catalog.movie_ids[movie],
-        "score": catalog.score[movie],
+        "score": score,
         "cluster": catalog.cluster[movie].astype(np.int32),
         "source": pd.Categorical.from_codes(source, SOURCES),
     })  # fmt: skip
