@@ -11,11 +11,11 @@ from typing import Any
 
 import joblib
 
-from pipeline import download, synth
+from pipeline import download, evaluate, synth
 from pipeline.clustering import ALGORITHMS
 from pipeline.errors import DataError
 from pipeline.model import assign_movie
-from pipeline.run import PipelineParams, TrainResult, run_pipeline
+from pipeline.run import RECOMMENDERS, PipelineParams, TrainResult, run_pipeline
 from pipeline.scaling import SCALERS
 from pipeline.settings import data_dir, output_dir
 
@@ -65,6 +65,19 @@ def add_params(parser: argparse.ArgumentParser) -> None:
         default=defaults.tag_features,
         help="TF-IDF tag terms to add to the features (0: none)",
     )
+    parser.add_argument(
+        "--method",
+        choices=RECOMMENDERS,
+        default=defaults.recommender,
+        help="user lists: default (personal score in the best clusters) or spec (favorite "
+        "cluster by Bayesian score)",
+    )
+    parser.add_argument(
+        "--factors",
+        type=int,
+        default=defaults.factors,
+        help="size of the collaborative movie embedding (default recommender)",
+    )
     parser.add_argument("--no-plots", action="store_true")
 
 
@@ -80,6 +93,8 @@ def params_from(args: argparse.Namespace) -> PipelineParams:
         tag_features=args.tag_features,
         choose_k=args.choose_k,
         plots=not args.no_plots,
+        recommender=args.method,
+        factors=args.factors,
     )
 
 
@@ -128,6 +143,7 @@ def build_parser(description: str | None = __doc__) -> tuple[argparse.ArgumentPa
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     download.add_parser(sub)
     synth.add_parser(sub)
+    evaluate.add_parser(sub)
     run = sub.add_parser("pipeline", help="clean, cluster and build every artifact")
     run.add_argument("--data", help="MovieLens folder (default: $MOVIEREC_DATA)")
     run.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
