@@ -30,6 +30,7 @@ class Settings:
     retrain_time_limit: int
     chunk_time_limit: int
     pointer_ttl: float
+    keep_versions: int = 3
 
     @property
     def broker_url(self) -> str:
@@ -58,6 +59,7 @@ class Settings:
             retrain_time_limit=_positive_int(env, "MOVIEREC_RETRAIN_TIME_LIMIT", 4 * 3600),
             chunk_time_limit=_positive_int(env, "MOVIEREC_CHUNK_TIME_LIMIT", 900),
             pointer_ttl=_non_negative_float(env, "MOVIEREC_POINTER_TTL", 1.0),
+            keep_versions=_positive_int(env, "MOVIEREC_KEEP_VERSIONS", 3),
         )
 
 
