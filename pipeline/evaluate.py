@@ -334,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     source = data_dir(args.data)
     data = clean(read_dataset(source))
-    holdout = Holdout.split(data, PipelineParams(plots=False))
+    holdout = Holdout.split(data, PipelineParams(random_state=args.seed, plots=False))
     methods = evaluate(holdout, args.method or tuple(METHODS))
     report = {
         "data_dir": str(Path(source).resolve()),
@@ -389,6 +389,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ablation", action="store_true", help="also score the default recommender step by step"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=PipelineParams().random_state,
+        help="seed of the pipeline and of the random methods",
     )
     parser.add_argument("--no-plot", action="store_true")
     parser.set_defaults(func=run)

@@ -9,13 +9,16 @@ the user's own ratings enter, so any subset of users gets the lists it would get
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 WEIGHTINGS = ("rating", "count")
 USER_CHUNK = 4096  # users scored together; bounds the score blocks to a few tens of MB
+WORKERS = 2  # the machine's cores
 GRID = 2.0**20  # scores are exact on this grid, so BLAS summation order cannot change a list
 
 
@@ -100,12 +103,15 @@ class Personal:
         """(user row, movie position, score) in rank order: up to `depth` unseen movies per user.
 
         `matrix`: users x movies preferences (every rated movie is an entry, zeros included);
-        `top`: the users' clusters from `top_clusters`.
+        `top`: the users' clusters from `top_clusters`. Chunks of users run on WORKERS threads
+        (numpy releases the GIL), each product on one BLAS thread.
         """
-        parts = [
-            self._chunk(matrix, top, cluster, depth, lo, min(lo + USER_CHUNK, matrix.shape[0]))
-            for lo in range(0, matrix.shape[0], USER_CHUNK)
-        ]
+        n = matrix.shape[0]
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
+            parts = list(pool.map(
+                lambda lo: self._chunk(matrix, top, cluster, depth, lo, min(lo + USER_CHUNK, n)),
+                range(0, n, USER_CHUNK),
+            ))  # fmt: skip
         if not parts:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
         return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
