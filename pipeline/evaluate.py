@@ -305,10 +305,12 @@ def ablation(holdout: Holdout) -> list[dict]:
 
 
 def table(rows: dict[str, dict]) -> str:
-    head = f"{'method':<44}" + "".join(f"{m:>10}" for m in METRICS)
+    width = max(len("method"), *map(len, rows))
+    head = f"{'method':<{width}}" + "".join(f"{m:>10}" for m in METRICS)
     lines = [head, "-" * len(head)]
     lines += [
-        f"{name:<44}" + "".join(f"{row[m]:>10.4f}" for m in METRICS) for name, row in rows.items()
+        f"{name:<{width}}" + "".join(f"{row[m]:>10.4f}" for m in METRICS)
+        for name, row in rows.items()
     ]
     return "\n".join(lines)
 
