@@ -256,7 +256,7 @@ def _run(
             _write_built(staging, built, metadata)
             for job in pending:
                 job.result()
-            version_dir = _publish(staging, version)
+            version_dir = _publish(staging, version, built.users is not None)
             _write_top_level(out, version_dir, built)
     metadata["timings"] = stages.timings
     return TrainResult(version, version_dir, stages.timings, metadata)
@@ -301,11 +301,15 @@ def _write_built(staging: Path, built: Built, metadata: dict) -> None:
     io.write_json(metadata, staging / "metadata.json")
 
 
-def _publish(staging: Path, version: str) -> Path:
-    """One rename makes the version appear complete; LATEST then names it."""
+def _publish(staging: Path, version: str, complete: bool) -> Path:
+    """One rename makes the folder appear whole; LATEST names it once it has the user lists.
+
+    A `train()` folder gets its user lists from the serving side, which moves LATEST itself.
+    """
     final = staging.parent / version
     staging.rename(final)
-    io.write_text(version + "\n", staging.parent / "LATEST")
+    if complete:
+        io.write_text(version + "\n", staging.parent / "LATEST")
     return final
 
 

@@ -144,6 +144,7 @@ def test_train_leaves_users_to_the_serving_side(small_data, tmp_path):
     result = train(small_data, tmp_path, PipelineParams(plots=False))
     assert (result.version_dir / "ratings.parquet").is_file()
     assert not (result.version_dir / "user_recommendations.parquet").exists()
+    assert not (tmp_path / "models" / "LATEST").exists(), "LATEST must name complete versions"
     assert "users" not in result.timings
 
 
