@@ -189,34 +189,14 @@ def _best_in_favorite(
     return user[ok], catalog.ranked[start[ok] + slot[ok]]
 
 
-def _popular_elsewhere(
-    catalog: Catalog, rated: Rated, favorite: np.ndarray, short: np.ndarray, wanted: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Users whose favorite cluster ran out: the most popular unseen movies of other clusters."""
-    is_short = np.zeros(len(favorite), dtype=bool)
-    is_short[short] = True
-    rows = np.flatnonzero(is_short[rated.codes])
-    found_user, found_movie = [], []
-    for c in np.unique(favorite[short]):
-        others = catalog.popular[catalog.cluster[catalog.popular] != c]
-        slot_of = np.full(len(catalog.movie_ids), -1, np.int64)
-        slot_of[others] = np.arange(len(others))
-        mine = rows[favorite[rated.codes[rows]] == c]
-        slot = slot_of[rated.movie[mine]]
-        of_c = favorite[short] == c
-        user, slot = _nth_free(
-            rated.codes[mine][slot >= 0], slot[slot >= 0], short[of_c], wanted[of_c]
-        )
-        ok = slot < len(others)
-        found_user.append(user[ok])
-        found_movie.append(others[slot[ok]])
-    return np.concatenate(found_user), np.concatenate(found_movie)
-
-
 def _popular_unpicked(
     catalog: Catalog, rated: Rated, user: np.ndarray, movie: np.ndarray, short: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Users whose clusters ran out: the most popular movies they neither rated nor got yet."""
+    """Users whose clusters ran out: the most popular movies they neither rated nor got yet.
+
+    A user is short only once every movie of their clusters is rated or picked, so this is the
+    most popular unseen movies of other clusters.
+    """
     is_short = np.zeros(len(rated.users), dtype=bool)
     is_short[short] = True
     theirs, picked = is_short[rated.codes], is_short[user]
@@ -253,12 +233,7 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFra
     got = np.bincount(user, minlength=len(favorite))
     short = np.flatnonzero(got < catalog.depth)
     if len(short):
-        if top is None:
-            more_user, more_movie = _popular_elsewhere(
-                catalog, rated, favorite, short, catalog.depth - got[short]
-            )
-        else:
-            more_user, more_movie = _popular_unpicked(catalog, rated, user, movie, short)
+        more_user, more_movie = _popular_unpicked(catalog, rated, user, movie, short)
         order = np.argsort(np.concatenate([user, more_user]), kind="stable")
         user = np.concatenate([user, more_user])[order]
         movie = np.concatenate([movie, more_movie])[order]
