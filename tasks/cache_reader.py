@@ -3,7 +3,8 @@
 Each call resolves the active version once and reads only that version's keys, so a response
 never mixes two versions even while a retrain flips the pointer. The pointer (and the version's
 metadata) is remembered for `pointer_ttl` seconds: retired versions stay readable for the grace
-period, far longer than that.
+period, far longer than that. Movie details are remembered per version too (`MovieCache`), so a
+list costs one round trip for its ids and none for its titles.
 """
 
 from __future__ import annotations
@@ -38,6 +39,40 @@ class ActiveModel:
         return int(self.meta["depth"])
 
 
+class MovieCache:
+    """Decoded movie entries of one version, shared by the threads of a process.
+
+    Safe to keep because a version's movies hash is complete before its metadata is written and
+    never changes afterwards; lists repeat the same top movies, so a bounded cache hits almost
+    always. Entries of an older version are dropped as soon as a newer one is asked for.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._store: tuple[str, dict[int, dict | None]] = ("", {})
+
+    def get_many(
+        self, version: str, ids: Sequence[int], fetch: Callable[[list[int]], list]
+    ) -> list[dict | None]:
+        """Entries in the order of `ids` (None for unknown movies); misses in one `fetch` call."""
+        cached_version, entries = self._store
+        if cached_version != version:
+            entries = self._start_over(version)
+        missing = [movie_id for movie_id in ids if movie_id not in entries]
+        if missing and len(entries) + len(missing) > self.max_entries:
+            entries, missing = self._start_over(version), list(ids)
+        if missing:
+            for movie_id, raw in zip(missing, fetch(missing), strict=True):
+                entries[movie_id] = json.loads(raw) if raw else None
+        return [entries[movie_id] for movie_id in ids]
+
+    def _start_over(self, version: str) -> dict[int, dict | None]:
+        """A fresh, empty store; threads still holding the old one finish with it unharmed."""
+        entries: dict[int, dict | None] = {}
+        self._store = (version, entries)
+        return entries
+
+
 class CacheReader:
     def __init__(
         self,
@@ -50,6 +85,7 @@ class CacheReader:
         self.clock = clock
         self._lock = threading.Lock()
         self._active: tuple[float, ActiveModel] | None = None
+        self._movie_cache = MovieCache()
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -64,9 +100,8 @@ class CacheReader:
         return model
 
     def movie(self, movie_id: int) -> dict | None:
-        model = self.active()
-        raw = self.r.hget(model.keys.movies, movie_id)
-        return _movie(movie_id, json.loads(raw)) if raw else None
+        [entry] = self._movie_entries(self.active(), [movie_id])
+        return _movie(movie_id, entry) if entry is not None else None
 
     def similar_movies(self, movie_id: int, n: int) -> list[dict] | None:
         """The n nearest movies of the same cluster; None for an unknown movie."""
@@ -148,14 +183,15 @@ class CacheReader:
         return json.loads(raw) if raw else None
 
     def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
-        """Titles and details for a ranked list of ids, in one round trip."""
-        if not ids:
-            return []
-        raws = self.r.hmget(model.keys.movies, list(ids))
-        return [
-            _movie(movie_id, json.loads(raw) if raw else {})
-            for movie_id, raw in zip(ids, raws, strict=True)
-        ]
+        """Titles and details for a ranked list of ids, at most one round trip."""
+        entries = self._movie_entries(model, ids)
+        return [_movie(movie_id, entry or {}) for movie_id, entry in zip(ids, entries, strict=True)]
+
+    def _movie_entries(self, model: ActiveModel, ids: Sequence[int]) -> list[dict | None]:
+        def fetch(missing: list[int]) -> list:
+            return self.r.hmget(model.keys.movies, missing)
+
+        return self._movie_cache.get_many(model.version, ids, fetch) if ids else []
 
 
 def _movie(movie_id: int, entry: dict) -> dict:
