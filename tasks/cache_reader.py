@@ -86,6 +86,7 @@ class CacheReader:
         self._lock = threading.Lock()
         self._active: tuple[float, ActiveModel] | None = None
         self._movie_cache = MovieCache()
+        self._genres: tuple[str, dict[int, list[str]]] = ("", {})
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -124,12 +125,15 @@ class CacheReader:
         entry = self._user_entry(self.active(), user_id)
         if entry is None:
             return None
-        return {
+        found = {
             "userId": user_id,
             "favorite_cluster": entry["favorite_cluster"],
             "n_ratings": entry["n_ratings"],
             "cluster_counts": {str(c): n for c, n in enumerate(entry["counts"])},
         }
+        if "liking" in entry:
+            found["cluster_liking"] = {str(c): w for c, w in enumerate(entry["liking"])}
+        return found
 
     def user_recommendations(self, user_id: int, n: int) -> list[dict] | None:
         """The user's cached list (unseen movies, favorite cluster first); None if unknown."""
@@ -139,9 +143,11 @@ class CacheReader:
             return None
         movies = self._movies(model, entry["movies"][:n])
         legend = model.meta["sources"]
+        genres = self._cluster_genres(model)
         for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
             movie["score"] = score
             movie["source"] = legend[int(code)]
+            movie["reason"] = explain(movie["cluster"], movie["source"], entry, genres)
         return movies
 
     def clusters(self) -> list[dict]:
@@ -178,6 +184,15 @@ class CacheReader:
             raise NoActiveVersion(f"active version {model_keys.version} has no cached metadata")
         return ActiveModel(model_keys.version, json.loads(meta))
 
+    def _cluster_genres(self, model: ActiveModel) -> dict[int, list[str]]:
+        """Each cluster's leading genres, read once per version: summaries never change."""
+        cached_version, genres = self._genres
+        if cached_version != model.version:
+            summaries = json.loads(self.r.get(model.keys.clusters) or "[]")
+            genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
+            self._genres = (model.version, genres)
+        return genres
+
     def _user_entry(self, model: ActiveModel, user_id: int) -> dict | None:
         raw = self.r.hget(model.keys.users, user_id)
         return json.loads(raw) if raw else None
@@ -204,3 +219,21 @@ def _movie(movie_id: int, entry: dict) -> dict:
         "n_ratings": entry.get("n_ratings"),
         "avg_rating": entry.get("avg_rating"),
     }
+
+
+ORDINALS = ("", "favorite", "second-favorite", "third-favorite")
+
+
+def explain(cluster: int | None, source: str, user: dict, genres: dict[int, list[str]]) -> str:
+    """Why a movie is on a user's list: which of the user's clusters it came from, and what
+    that cluster is about."""
+    if source != "cluster" or cluster is None:
+        return "popular with everyone: your clusters have no unseen movies left"
+    weights = user.get("liking") or user["counts"]
+    rank = 1 + sum(
+        w > weights[cluster] or (w == weights[cluster] and c < cluster)
+        for c, w in enumerate(weights)
+    )
+    which = ORDINALS[rank] if rank < len(ORDINALS) else f"number {rank}"
+    about = ", ".join(genres.get(cluster, [])[:3]) or "no dominant genre"
+    return f"from cluster {cluster} ({about}), your {which} cluster by your ratings"

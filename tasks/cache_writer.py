@@ -26,6 +26,7 @@ COMMANDS_PER_ROUND_TRIP = 20
 # One character per list entry; the version's metadata carries the legend (index -> name).
 SOURCE_CODES = {name: str(code) for code, name in enumerate(SOURCES)}
 _COUNT_COLUMN = re.compile(r"n_c(\d+)")
+_LIKING_COLUMN = re.compile(r"w_c(\d+)")
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,8 @@ def encode_users(
 
     Titles are not repeated here: the reader looks them up in the movies hash.
     """
-    count_columns = sorted(
-        (c for c in favorites.columns if _COUNT_COLUMN.fullmatch(c)),
-        key=lambda c: int(_COUNT_COLUMN.fullmatch(c).group(1)),
-    )
+    count_columns = _numbered(favorites, _COUNT_COLUMN)
+    liking_columns = _numbered(favorites, _LIKING_COLUMN)
     recs = recommendations.sort_values(["userId", "rank"], kind="stable")
     rec_users = recs["userId"].to_numpy()
     rec_movies = recs["movieId"].to_numpy().tolist()
@@ -98,6 +97,7 @@ def encode_users(
     starts = np.searchsorted(rec_users, users, side="left")
     ends = np.searchsorted(rec_users, users, side="right")
     counts = favorites[count_columns].to_numpy(dtype="int64").tolist()
+    liking = np.round(favorites[liking_columns].to_numpy(dtype="float64"), 2).tolist()
     fav_clusters = favorites["favorite_cluster"].to_numpy().tolist()
     n_ratings = favorites["n_ratings"].to_numpy().tolist()
     for i, user in enumerate(users.tolist()):
@@ -106,11 +106,18 @@ def encode_users(
             "favorite_cluster": fav_clusters[i],
             "n_ratings": n_ratings[i],
             "counts": counts[i],
+            **({"liking": liking[i]} if liking_columns else {}),
             "movies": rec_movies[lo:hi],
             "scores": rec_scores[lo:hi],
             "sources": rec_sources[lo:hi],
         }
         yield user, json.dumps(entry, separators=(",", ":"))
+
+
+def _numbered(frame: pd.DataFrame, pattern: re.Pattern) -> list[str]:
+    """Per-cluster columns (n_c0, n_c1, ... or w_c0, ...) in cluster order."""
+    found = [c for c in frame.columns if pattern.fullmatch(c)]
+    return sorted(found, key=lambda c: int(pattern.fullmatch(c).group(1)))
 
 
 def hset_chunked(r: redis.Redis, key: str, entries: Iterable[tuple[int, str]]) -> int:
