@@ -44,35 +44,59 @@ def measure(command: list[str]) -> dict:
 def ensure_data(work: Path, size: int) -> Path:
     folder = work / f"synth-{size}"
     if not (folder / "ratings.csv").is_file():
-        subprocess.run([sys.executable, "-m", "pipeline.cli", "synth", "--ratings", str(size),
-                        "--out", str(folder)], cwd=REPO, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "synth",
+                "--ratings",
+                str(size),
+                "--out",
+                str(folder),
+            ],
+            cwd=REPO,
+            check=True,
+        )
     return folder
 
 
 def bench(size: int, work: Path, baseline: bool) -> dict:
     data = ensure_data(work, size)
-    row = {"size": size, "movierec": measure(
-        [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{size}")])}
+    row = {
+        "size": size,
+        "movierec": measure(
+            [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{size}")]
+        ),
+    }
     if baseline:
-        row["spec_literal"] = measure([sys.executable, "benchmarks/spec_literal.py", str(data),
-                                       str(work / f"spec-{size}")])
+        row["spec_literal"] = measure(
+            [sys.executable, "benchmarks/spec_literal.py", str(data), str(work / f"spec-{size}")]
+        )
     return row
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| ratings | users | movierec wall (s) | movierec peak RSS (MB) "
-             "| spec literal wall (s) | spec literal + extrapolated favorites (s) "
-             "| spec literal peak RSS (MB) |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| ratings | users | movierec wall (s) | movierec peak RSS (MB) "
+        "| spec literal wall (s) | spec literal + extrapolated favorites (s) "
+        "| spec literal peak RSS (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         ours, spec = row["movierec"], row.get("spec_literal")
         literal = ("-", "-", "-")
         if spec is not None:
             loop = spec["timings"]["favorites_extrapolated"] - spec["timings"]["favorites_sampled"]
-            literal = (f"{spec['wall']:.1f}", f"{spec['wall'] + loop:.0f}",
-                       str(spec["peak_rss_mb"]))
-        lines.append(f"| {row['size']:,} | {ours['counts']['users']:,} | {ours['wall']:.1f} | "
-                     f"{ours['peak_rss_mb']:,} | {literal[0]} | {literal[1]} | {literal[2]} |")
+            literal = (
+                f"{spec['wall']:.1f}",
+                f"{spec['wall'] + loop:.0f}",
+                str(spec["peak_rss_mb"]),
+            )
+        lines.append(
+            f"| {row['size']:,} | {ours['counts']['users']:,} | {ours['wall']:.1f} | "
+            f"{ours['peak_rss_mb']:,} | {literal[0]} | {literal[1]} | {literal[2]} |"
+        )
     return "\n".join(lines)
 
 
