@@ -32,7 +32,7 @@ def cluster_metrics(
     X: np.ndarray,
     labels: np.ndarray,
     inertia: float,
-    sample_size: int = 5_000,
+    sample_size: int = 2_500,
     random_state: int = 42,
 ) -> dict:
     """Silhouette is quadratic in rows, so it is computed on a fixed sample."""
@@ -54,7 +54,7 @@ def choose_k(
     algorithm: str = "minibatch",
     batch_size: int = 1000,
     random_state: int = 42,
-    sample_size: int = 5_000,
+    sample_size: int = 2_500,
 ) -> tuple[int, dict[int, float]]:
     """The k with the best sampled silhouette; ties go to the smaller k."""
     rows = _sample(len(X), sample_size, random_state)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
 from pipeline.io import atomic_path
@@ -17,14 +14,19 @@ from pipeline.io import atomic_path
 SCATTER_SAMPLE = 5000
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _figure(width: float, height: float) -> tuple[Figure, object]:
+    """A Figure without pyplot: no global state, no GUI backend, nothing to close."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+        fig.savefig(tmp, format="png", dpi=100)
 
 
 def cluster_sizes(labels: np.ndarray, k: int, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _figure(8, 4)
     ax.bar(range(k), np.bincount(labels, minlength=k), color="tab:blue")
     ax.set(xlabel="cluster", ylabel="movies", title="Movies per cluster", xticks=range(k))
     _save(fig, path)
@@ -36,7 +38,7 @@ def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int
     if len(X) > SCATTER_SAMPLE:
         rows = np.sort(np.random.default_rng(random_state).choice(len(X), SCATTER_SAMPLE, False))
     xy = PCA(n_components=2, random_state=random_state).fit_transform(X[rows])
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _figure(7, 6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels[rows], cmap="tab10", s=6, alpha=0.7)
     ax.legend(*points.legend_elements(), title="cluster", loc="best", fontsize="small")
     ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Movies in 2-D PCA ({len(rows)} shown)")
@@ -44,7 +46,7 @@ def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int
 
 
 def genre_heatmap(share: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2))
+    fig, ax = _figure(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2)
     image = ax.imshow(share.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(share.shape[1]), share.columns, rotation=60, ha="right")
     ax.set_yticks(range(len(share)), share.index)
