@@ -1,6 +1,7 @@
 """Pipeline speed and memory at several sizes, next to the spec's literal pipeline in the same run.
 
-    python benchmarks/bench_pipeline.py --sizes 100000 1000000 25000000 --work /tmp/movierec-bench
+    python benchmarks/bench_pipeline.py --real ../shared/data/ml-latest-small \
+        --sizes 100000 1000000 25000000 --work /tmp/movierec-bench
 
 Synthetic data (`movierec synth`) is generated once per size and reused. Each measured run is a
 fresh child process; its peak RSS comes from os.wait4, its stage timings from its own report.
@@ -61,27 +62,28 @@ def ensure_data(work: Path, size: int) -> Path:
     return folder
 
 
-def bench(size: int, work: Path, baseline: bool) -> dict:
-    data = ensure_data(work, size)
+def bench(label: str, data: Path, work: Path, baseline: bool) -> dict:
+    """One data set: movierec, then (optionally) the spec's literal pipeline on the same files."""
+    name = data.name
     row = {
-        "size": size,
+        "data": label,
         "movierec": measure(
-            [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{size}")]
+            [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{name}")]
         ),
     }
     if baseline:
         row["spec_literal"] = measure(
-            [sys.executable, "benchmarks/spec_literal.py", str(data), str(work / f"spec-{size}")]
+            [sys.executable, "benchmarks/spec_literal.py", str(data), str(work / f"spec-{name}")]
         )
     return row
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| ratings | users | movierec wall (s) | movierec peak RSS (MB) "
+        "| data | ratings | users | movierec wall (s) | movierec peak RSS (MB) "
         "| spec literal wall (s) | spec literal + extrapolated favorites (s) "
         "| spec literal peak RSS (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ours, spec = row["movierec"], row.get("spec_literal")
@@ -94,7 +96,8 @@ def table(rows: list[dict]) -> str:
                 str(spec["peak_rss_mb"]),
             )
         lines.append(
-            f"| {row['size']:,} | {ours['counts']['users']:,} | {ours['wall']:.1f} | "
+            f"| {row['data']} | {ours['counts']['ratings']:,} | {ours['counts']['users']:,} | "
+            f"{ours['wall']:.1f} | "
             f"{ours['peak_rss_mb']:,} | {literal[0]} | {literal[1]} | {literal[2]} |"
         )
     return "\n".join(lines)
@@ -104,17 +107,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 25_000_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/movierec-bench"))
+    parser.add_argument(
+        "--real",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="MovieLens folders to measure too, e.g. ml-latest-small",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
-    rows = [bench(size, args.work, not args.no_baseline) for size in args.sizes]
+    data = [(folder.name, folder) for folder in args.real]
+    data += [("synthetic", ensure_data(args.work, size)) for size in args.sizes]
+    rows = [bench(label, folder, args.work, not args.no_baseline) for label, folder in data]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"machine: {machine}\n")
     print(table(rows))
     for row in rows:
-        print(f"\nstages at {row['size']:,} ratings: {json.dumps(row['movierec']['timings'])}")
+        size = f"{row['data']} {row['movierec']['counts']['ratings']:,}"
+        print(f"\nstages, {size} ratings: {json.dumps(row['movierec']['timings'])}")
         if "spec_literal" in row:
-            print(f"spec literal at {row['size']:,}: {json.dumps(row['spec_literal']['timings'])}")
+            print(f"spec literal, {size}: {json.dumps(row['spec_literal']['timings'])}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     return 0
