@@ -113,11 +113,11 @@ def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
 
 
 def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Each user's favorite cluster; ties go to the lowest cluster id.
+    """Each user's favorite cluster by the spec's rule: the cluster with most of the user's
+    rated movies, ties to the lowest id (`n_c*`: the counts).
 
-    The spec's rule: the cluster with most of the user's rated movies. With the default
-    recommender and "rating" weighting: the cluster whose movies the user liked most (summed
-    preference, the `w_c*` columns).
+    The default recommender also ranks a user's clusters by how much the user liked the movies
+    rated there (summed preference, the `w_c*` columns) and draws from the best of those.
     """
     return _user_clusters(ratings, Rated.index(ratings, catalog), catalog)[0]
 
@@ -144,7 +144,6 @@ def _user_clusters(
     matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
     liked = _liked_per_cluster(matrix, catalog)
     top = personal.top_clusters(liked if personal.options.cluster_weighting == "rating" else counts)
-    frame["favorite_cluster"] = top[:, 0]
     columns.append(pd.DataFrame(liked, columns=[f"w_c{c}" for c in range(catalog.k)]))
     return pd.concat([frame, *columns], axis=1), top, matrix
 

@@ -221,19 +221,21 @@ def _movie(movie_id: int, entry: dict) -> dict:
     }
 
 
-ORDINALS = ("", "favorite", "second-favorite", "third-favorite")
+ORDINALS = ("", "top", "second", "third")
 
 
 def explain(cluster: int | None, source: str, user: dict, genres: dict[int, list[str]]) -> str:
-    """Why a movie is on a user's list: which of the user's clusters it came from, and what
-    that cluster is about."""
+    """Why a movie is on a user's list: which of the user's clusters it came from (ranked the
+    way the recommender ranked them) and what that cluster is about."""
     if source != "cluster" or cluster is None:
         return "popular with everyone: your clusters have no unseen movies left"
-    weights = user.get("liking") or user["counts"]
+    liking = user.get("liking")
+    weights = liking or user["counts"]
     rank = 1 + sum(
         w > weights[cluster] or (w == weights[cluster] and c < cluster)
         for c, w in enumerate(weights)
     )
     which = ORDINALS[rank] if rank < len(ORDINALS) else f"number {rank}"
+    basis = "by how you rated its movies" if liking else "by how many of its movies you rated"
     about = ", ".join(genres.get(cluster, [])[:3]) or "no dominant genre"
-    return f"from cluster {cluster} ({about}), your {which} cluster by your ratings"
+    return f"from cluster {cluster} ({about}), your {which} cluster {basis}"

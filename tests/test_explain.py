@@ -6,18 +6,20 @@ GENRES = {0: ["Drama", "Crime", "Thriller", "War"], 1: ["Comedy"], 2: []}
 def test_reason_ranks_the_cluster_by_liking_when_cached():
     user = {"counts": [9, 1, 5], "liking": [1.0, 3.0, 2.0]}
     assert explain(1, "cluster", user, GENRES) == (
-        "from cluster 1 (Comedy), your favorite cluster by your ratings"
+        "from cluster 1 (Comedy), your top cluster by how you rated its movies"
     )
     assert explain(2, "cluster", user, GENRES) == (
-        "from cluster 2 (no dominant genre), your second-favorite cluster by your ratings"
+        "from cluster 2 (no dominant genre), your second cluster by how you rated its movies"
     )
 
 
 def test_reason_falls_back_to_counts_and_breaks_ties_by_lowest_id():
     user = {"counts": [4, 4, 1]}
-    assert "Drama, Crime, Thriller)" in explain(0, "cluster", user, GENRES)
-    assert explain(0, "cluster", user, GENRES).endswith("your favorite cluster by your ratings")
-    assert "second-favorite" in explain(1, "cluster", user, GENRES)
+    assert explain(0, "cluster", user, GENRES) == (
+        "from cluster 0 (Drama, Crime, Thriller), your top cluster by how many of its movies "
+        "you rated"
+    )
+    assert "your second cluster" in explain(1, "cluster", user, GENRES)
 
 
 def test_popular_items_say_so():

@@ -50,14 +50,16 @@ def test_list_ranks_the_best_cluster_by_the_users_taste_then_tops_up():
     assert recs["score"].iloc[0] > recs["score"].iloc[1]
 
 
-def test_favorite_follows_what_the_user_liked_not_what_they_rated_most():
+def test_candidates_follow_what_the_user_liked_not_what_they_rated_most():
     few_liked_many_disliked = ratings([(1, 1, 5.0), (1, 5, 1.0), (1, 6, 1.0)])
-    by_rating = favorites(few_liked_many_disliked, catalog())
-    by_count = favorites(few_liked_many_disliked, catalog(cluster_weighting="count"))
-    assert by_rating["favorite_cluster"].tolist() == [0]
-    assert by_count["favorite_cluster"].tolist() == [1]
-    assert by_rating[["n_c0", "n_c1", "n_c2"]].to_numpy().tolist() == [[1, 2, 0]]
-    assert by_rating["w_c1"].iloc[0] < by_rating["w_c0"].iloc[0]
+    fav = favorites(few_liked_many_disliked, catalog())
+    assert fav["favorite_cluster"].tolist() == [1]  # the spec's rule: most rated movies
+    assert fav[["n_c0", "n_c1", "n_c2"]].to_numpy().tolist() == [[1, 2, 0]]
+    assert fav["w_c1"].iloc[0] < fav["w_c0"].iloc[0]
+    _, by_rating = recommend_users(few_liked_many_disliked, catalog(depth=1))
+    _, by_count = recommend_users(few_liked_many_disliked, catalog(1, cluster_weighting="count"))
+    assert set(by_rating.loc[by_rating["source"] == "cluster", "cluster"]) == {0}
+    assert set(by_count.loc[by_count["source"] == "cluster", "cluster"]) == {1}
 
 
 def test_candidates_come_from_the_users_top_clusters_only():

@@ -278,5 +278,5 @@ def test_web_process_does_not_load_pandas_or_the_pipeline():
 def test_each_recommendation_says_where_it_came_from(client):
     listed = client.get("/recommend/user/1?n=3").get_json()
     assert listed[0]["reason"].startswith("from cluster 0 (")
-    assert listed[0]["reason"].endswith("your favorite cluster by your ratings")
+    assert listed[0]["reason"].endswith("your top cluster by how many of its movies you rated")
     assert listed[2]["reason"] == "popular with everyone: your clusters have no unseen movies left"
