@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 from celery import Task, chord
+from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
 from pipeline.run import PipelineParams, train
@@ -56,11 +57,12 @@ def retrain(self: Task) -> dict:
         log.info("retrain %s skipped: %s is running", job_id, running)
         return {"status": "skipped", "running": running}
     try:
-        work = _train_and_stage(self, r, job_id)
+        return self.replace(_train_and_stage(self, r, job_id))
+    except Ignore:  # replace() raises it once the chord is sent: the chord now owns the lock
+        raise
     except BaseException:
         lock.release(job_id)
         raise
-    return self.replace(work)
 
 
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
