@@ -12,14 +12,14 @@ from pathlib import Path
 
 import redis
 
-from pipeline.cli import build_parser as build_offline_parser
-from pipeline.cli import run_command
-from tasks.publish import PublishError
+from pipeline.errors import DataError
 from tasks.settings import get_settings
 from tasks.supervisor import ChildExited, Shutdown
 from tasks.versions import NoPreviousVersion
 from tasks.web_server import default_workers
 
+# Commands that must start fast: they parse without importing the offline pipeline.
+SERVING_COMMANDS = ("worker", "beat", "web", "up", "publish", "bootstrap", "rollback", "status")
 # In-memory schedule: no pickled state file, and a weekly crontab needs no catch-up memory.
 BEAT_SCHEDULER = "celery.beat:Scheduler"
 
@@ -74,7 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from tasks.publish import latest_version_dir, publish_version_dir
+    from tasks.publish import PublishError, latest_version_dir, publish_version_dir
     from tasks.redis_client import get_redis
 
     models = Path(args.out).resolve() / "models" if args.out else get_settings().models_dir
@@ -164,20 +164,45 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser, sub = build_offline_parser(__doc__)
+def build_parser(offline: bool = True) -> argparse.ArgumentParser:
+    """Every command; `offline=False` leaves out the offline ones, whose imports (pandas,
+    scikit-learn, matplotlib) would add seconds to the start of every serving process."""
+    if offline:
+        from pipeline.cli import build_parser as build_offline_parser
+
+        parser, sub = build_offline_parser(__doc__)
+    else:
+        parser = argparse.ArgumentParser(prog="movierec", description=__doc__)
+        sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serving_commands(sub)
     return parser
 
 
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Failures that deserve one line, not a traceback; imported only once something failed."""
+    from tasks.publish import PublishError
+
+    return (PublishError, NoPreviousVersion, FileNotFoundError, RuntimeError, DataError, ValueError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in SERVING_COMMANDS:
+            args = build_parser(offline=False).parse_args(argv)
+            return args.func(args)
+        from pipeline.cli import run_command
+
         return run_command(build_parser(), argv)
-    except (PublishError, NoPreviousVersion, FileNotFoundError, RuntimeError) as exc:
-        print(f"movierec: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return 130
     except redis.RedisError as exc:
         print(f"movierec: error: Redis: {exc} (is REDIS_URL right?)", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not isinstance(exc, _known_errors()):
+            raise
+        print(f"movierec: error: {exc}", file=sys.stderr)
         return 1
 
 
