@@ -30,7 +30,7 @@ from tasks.celery_app import (
     celery_app,
 )
 from tasks.jobs import record_job, retrain_lock, user_fanout
-from tasks.publish import finish_publish, write_latest
+from tasks.publish import PublishError, finish_publish, write_latest
 from tasks.redis_client import get_redis
 from tasks.settings import get_settings, soft_limit
 from tasks.user_chunks import merge_parts, user_ranges, write_part
@@ -50,6 +50,11 @@ TRAIN_SHARE, USERS_SHARE = 60, 35
 def retrain(self: Task) -> dict:
     """Train a new version; returns at once (skipped) when another retrain holds the lock."""
     settings, r, job_id = get_settings(), get_redis(), self.request.id
+    if r.hexists(keys.job_key(job_id), "version"):
+        # A redelivery after the chord was sent (worker lost before the ack): the chord owns the
+        # job id's result now, so store nothing and train nothing.
+        log.warning("retrain %s redelivered after its hand-off: not training again", job_id)
+        raise Ignore()
     record_job(r, job_id, "retrain")
     lock = retrain_lock(r, settings)
     if not lock.acquire(job_id):
@@ -100,13 +105,13 @@ def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: st
     Idempotent: a redelivered or retried chunk rewrites the same hash fields and the same file.
     """
     r = get_redis()
+    hold_lock(r, job_id)
     folder = version_dir(version)
     favorites, recs = recommend_users(
         read_user_ratings(folder, user_lo, user_hi), catalog_for(str(folder))
     )
     write_part(folder, user_lo, user_hi, favorites, recs)
     written = write_users(r, version, favorites, recs)
-    retrain_lock(r, get_settings()).extend(job_id)
     done = r.hincrby(keys.job_key(job_id), "chunks_done", 1)
     total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
     _progress(self, job_id, "users", TRAIN_SHARE + USERS_SHARE * done / total, version=version)
@@ -125,6 +130,7 @@ def publish_version(
     """The chord callback, run only when every chunk succeeded: flip the pointer, free the lock."""
     settings, r = get_settings(), get_redis()
     try:
+        hold_lock(r, job_id)
         _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
         chunk_users = sum(part["users"] for part in chunk_results)
         if chunk_users != n_users:
@@ -143,6 +149,15 @@ def publish_version(
 def release_lock(job_id: str) -> bool:
     """Error callback of the chord: a failed chunk must not keep retrains blocked until the TTL."""
     return retrain_lock(get_redis(), get_settings()).release(job_id)
+
+
+def hold_lock(r: redis.Redis, job_id: str) -> None:
+    """Prolong the job's lock, or stop: a job that lost it may not write or publish a version."""
+    lock = retrain_lock(r, get_settings())
+    if not lock.extend(job_id):
+        raise PublishError(
+            f"retrain lock lost by job {job_id} (held by {lock.holder()}): not publishing"
+        )
 
 
 def version_dir(version: str) -> Path:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from tasks import keys, versions
 from tasks import retrain as retrain_module
-from tasks.jobs import retrain_lock
+from tasks.jobs import record_job, retrain_lock
+from tasks.publish import PublishError
 from tasks.settings import get_settings
 
 JOB = "job-1"
+VERSION = "20260101T000000Z-aaaa"
 
 
 @pytest.fixture
@@ -34,3 +37,33 @@ def test_a_failed_hand_off_to_the_chord_releases_the_lock(r, lock, monkeypatch):
     result = retrain_module.retrain.apply(task_id=JOB)
     assert isinstance(result.result, ConnectionError)
     assert lock.holder() is None
+
+
+def never_train(task, r, job_id):
+    raise AssertionError("trained again")
+
+
+def test_a_redelivered_retrain_after_its_hand_off_does_not_train_again(r, lock, monkeypatch):
+    monkeypatch.setattr(retrain_module, "_train_and_stage", never_train)
+    assert lock.acquire(JOB)
+    record_job(r, JOB, "retrain", version=VERSION, chunks_total=2, chunks_done=0)
+    result = retrain_module.retrain.apply(task_id=JOB)
+    assert result.state == "IGNORED"
+    assert lock.holder() == JOB  # the chord in flight still owns it
+
+
+def test_publish_refuses_to_flip_after_losing_the_lock(r, lock):
+    assert lock.acquire("newer-job")
+    args = ([{"users": 3}], VERSION, 3, JOB)
+    result = retrain_module.publish_version.apply(args=args, task_id=JOB)
+    assert isinstance(result.result, PublishError)
+    assert "retrain lock lost" in str(result.result)
+    assert versions.active_version(r) is None
+    assert lock.holder() == "newer-job"
+
+
+def test_a_chunk_stops_when_its_job_lost_the_lock(r, lock):
+    assert lock.acquire("newer-job")
+    result = retrain_module.users_chunk.apply(args=(VERSION, 1, 10, JOB))
+    assert isinstance(result.result, PublishError)
+    assert not r.exists(keys.job_key(JOB))
