@@ -15,17 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
+from pipeline import plots
 from pipeline.cleaning import CleanData, clean
-from pipeline.io import atomic_path, write_json
+from pipeline.io import write_json
 from pipeline.lookup import group_codes, group_starts, positions_of
 from pipeline.personal import top_per_row
 from pipeline.ranking import popular_order
@@ -319,7 +316,7 @@ def bar_chart(results: dict[str, dict], path: Path) -> None:
     """Grouped bars: one group per method, one bar per metric."""
     names = list(results)
     width = 0.8 / len(METRICS)
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(names)), 4.5))
+    fig, ax = plots.figure(max(8, 1.4 * len(names)), 4.5)
     for i, metric in enumerate(METRICS):
         values = [results[name][metric] for name in names]
         ax.bar(np.arange(len(names)) + (i - (len(METRICS) - 1) / 2) * width, values, width,
@@ -327,9 +324,7 @@ def bar_chart(results: dict[str, dict], path: Path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set(ylabel="value", title=f"Top-{LIST_LENGTH} lists on held-out ratings")
     ax.legend(fontsize="small")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,22 +14,22 @@ from pipeline.io import atomic_path
 SCATTER_SAMPLE = 5000
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
+def figure(width: float, height: float) -> tuple[Figure, object]:
     """A Figure without pyplot: no global state, no GUI backend, nothing to close."""
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.subplots()
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 
 
 def cluster_sizes(labels: np.ndarray, k: int, path: Path) -> None:
-    fig, ax = _figure(8, 4)
+    fig, ax = figure(8, 4)
     ax.bar(range(k), np.bincount(labels, minlength=k), color="tab:blue")
     ax.set(xlabel="cluster", ylabel="movies", title="Movies per cluster", xticks=range(k))
-    _save(fig, path)
+    save(fig, path)
 
 
 def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int = 42) -> None:
@@ -38,18 +38,18 @@ def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int
     if len(X) > SCATTER_SAMPLE:
         rows = np.sort(np.random.default_rng(random_state).choice(len(X), SCATTER_SAMPLE, False))
     xy = PCA(n_components=2, random_state=random_state).fit_transform(X[rows])
-    fig, ax = _figure(7, 6)
+    fig, ax = figure(7, 6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels[rows], cmap="tab10", s=6, alpha=0.7)
     ax.legend(*points.legend_elements(), title="cluster", loc="best", fontsize="small")
     ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Movies in 2-D PCA ({len(rows)} shown)")
-    _save(fig, path)
+    save(fig, path)
 
 
 def genre_heatmap(share: pd.DataFrame, path: Path) -> None:
-    fig, ax = _figure(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2)
+    fig, ax = figure(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2)
     image = ax.imshow(share.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(share.shape[1]), share.columns, rotation=60, ha="right")
     ax.set_yticks(range(len(share)), share.index)
     ax.set(xlabel="genre", ylabel="cluster", title="Share of each cluster's movies per genre")
     fig.colorbar(image, ax=ax, label="share")
-    _save(fig, path)
+    save(fig, path)
