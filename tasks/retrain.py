@@ -10,6 +10,8 @@ job's final state is the publish result.
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from celery import Task, chord
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
+from pipeline.personal import PersonalOptions
 from pipeline.run import PipelineParams, train
 from pipeline.users import Catalog, load_catalog, read_user_ratings, recommend_users, user_ids
 from tasks import keys, versions
@@ -78,7 +81,8 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
-    result = train(settings.data_dir, settings.out_dir, PipelineParams(plots=False), on_stage)
+    params = served_params(settings.models_dir, versions.active_version(r))
+    result = train(settings.data_dir, settings.out_dir, params, on_stage)
     version, version_dir = result.version, result.version_dir
     versions.mark_staging(r, version)
     ids = user_ids(version_dir)
@@ -88,6 +92,25 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
     log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
     return user_fanout(task.app, version, ranges, len(ids), job_id)
+
+
+def served_params(models_dir: Path, active: str | None) -> PipelineParams:
+    """The live version's training settings, so a retrain keeps the chosen method, k, depth..."""
+    metadata = models_dir / active / "metadata.json" if active else None
+    if metadata is None or not metadata.is_file():
+        if metadata is not None:
+            log.warning("%s is missing: retraining with the default parameters", metadata)
+        return PipelineParams(plots=False)
+    saved = _known_fields(PipelineParams, json.loads(metadata.read_text())["parameters"])
+    saved["personal"] = PersonalOptions(**_known_fields(PersonalOptions, saved.get("personal", {})))
+    saved["choose_k"] = tuple(saved.get("choose_k", ()))
+    return PipelineParams(**saved | {"plots": False})
+
+
+def _known_fields(cls: type, values: dict) -> dict:
+    """Drop keys a dataclass no longer has, so metadata of an older version still loads."""
+    names = {item.name for item in fields(cls)}
+    return {name: value for name, value in values.items() if name in names}
 
 
 @celery_app.task(

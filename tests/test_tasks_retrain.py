@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
+
 import fakeredis
 import pytest
 
+from pipeline.personal import PersonalOptions
+from pipeline.run import PipelineParams
 from tasks import keys, versions
 from tasks import retrain as retrain_module
 from tasks.jobs import record_job, retrain_lock
@@ -67,3 +72,23 @@ def test_a_chunk_stops_when_its_job_lost_the_lock(r, lock):
     result = retrain_module.users_chunk.apply(args=(VERSION, 1, 10, JOB))
     assert isinstance(result.result, PublishError)
     assert not r.exists(keys.job_key(JOB))
+
+
+def test_retrain_keeps_the_served_versions_parameters(tmp_path):
+    served = PipelineParams(
+        recommender="spec",
+        k=7,
+        choose_k=(5, 7),
+        list_depth=20,
+        factors=8,
+        personal=PersonalOptions(damping=0.5, cluster_weighting="count"),
+    )
+    saved = asdict(served) | {"choose_k": [5, 7], "retired_option": 1}  # JSON has no tuples
+    saved["personal"]["retired_option"] = 2
+    (tmp_path / VERSION).mkdir()
+    (tmp_path / VERSION / "metadata.json").write_text(json.dumps({"parameters": saved}))
+    assert retrain_module.served_params(tmp_path, VERSION) == replace(served, plots=False)
+
+
+def test_retrain_without_a_served_version_uses_the_defaults(tmp_path):
+    assert retrain_module.served_params(tmp_path, None) == PipelineParams(plots=False)
