@@ -27,6 +27,7 @@ class FileReport:
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[int]] = field(default_factory=dict)
     rows_out: int = 0
+    duplicate_tokens: int = 0  # tags only: the same tag by the same user on the same movie
 
     def drop(self, reason: str, lines: np.ndarray) -> None:
         if len(lines) == 0:
@@ -189,13 +190,15 @@ def clean_tags(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, File
     chosen = real.to_numpy(dtype=bool) & f.keep[rows]
     kept = f.frame.iloc[rows[chosen]].assign(tag=token.to_numpy()[chosen])
     kept["filtered"] = kept["tag"].str.lower()
-    tags = pd.DataFrame({
+    tokens = pd.DataFrame({
         "userId": kept["userId"].astype(np.uint32),
         "movieId": kept["movieId"].astype(np.uint32),
         "tag": kept["tag"].astype(str),
         "filtered": kept["filtered"].astype(str),
-    }).drop_duplicates(["userId", "movieId", "filtered"], ignore_index=True)  # fmt: skip
+    })  # fmt: skip
+    tags = tokens.drop_duplicates(["userId", "movieId", "filtered"], ignore_index=True)
     f.report.rows_out = int(f.keep.sum())
+    f.report.duplicate_tokens = len(tokens) - len(tags)
     return tags, f.report
 
 
@@ -231,5 +234,8 @@ def clean(raw: RawDataset) -> CleanData:
         )
     else:
         tags, tag_report = clean_tags(raw.tags, ids)
-        report["tags"] = tag_report.as_dict() | {"tags_out": len(tags)}
+        report["tags"] = tag_report.as_dict() | {
+            "tags_out": len(tags),
+            "duplicate_tags_dropped": tag_report.duplicate_tokens,
+        }
     return CleanData(ratings, movies, tags, report)

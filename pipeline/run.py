@@ -318,11 +318,14 @@ def _write_top_level(out: Path, version_dir: Path, built: Built) -> None:
     io.write_csv(clusters, out / "clusters_movies.csv")
     io.link_or_copy(version_dir / "kmeans_model.pkl", out / "kmeans_model.pkl")
     io.link_or_copy(version_dir / "cluster_summary.json", out / "cluster_summary.json")
-    if built.users is not None:
-        io.write_csv(built.users[0], out / "user_favorites.csv")
-        io.link_or_copy(
-            version_dir / "user_recommendations.parquet", out / "user_recommendations.parquet"
-        )
+    if built.users is None:  # a train() run: the old lists belong to the previous clusters
+        (out / "user_favorites.csv").unlink(missing_ok=True)
+        (out / "user_recommendations.parquet").unlink(missing_ok=True)
+        return
+    io.write_csv(built.users[0], out / "user_favorites.csv")
+    io.link_or_copy(
+        version_dir / "user_recommendations.parquet", out / "user_recommendations.parquet"
+    )
 
 
 def train(

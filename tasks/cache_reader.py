@@ -136,7 +136,7 @@ class CacheReader:
         return found
 
     def user_recommendations(self, user_id: int, n: int) -> list[dict] | None:
-        """The user's cached list (unseen movies, favorite cluster first); None if unknown."""
+        """The user's cached list of unseen movies, each with why it is there; None if unknown."""
         model = self.active()
         entry = self._user_entry(model, user_id)
         if entry is None:

@@ -39,7 +39,9 @@ class CatalogStats:
 def write_catalog(
     r: redis.Redis, version: str, version_dir: Path, n_users: int, extra_meta: dict | None = None
 ) -> CatalogStats:
-    """Movies, similar lists, clusters, popular list, then the metadata that marks them complete."""
+    """Movies, similar lists, clusters, popular list, then the metadata: written last, so a
+    reader that finds it finds the movie-level keys complete (users may still be arriving while
+    the version is staged; only the pointer flip makes it visible)."""
     ns = VersionKeys(version)
     movies = pd.read_parquet(version_dir / "movies.parquet")
     similar = pd.read_parquet(version_dir / "movie_similar.parquet")

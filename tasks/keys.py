@@ -62,7 +62,8 @@ class VersionKeys:
 
     @property
     def users(self) -> str:
-        """Hash userId -> JSON {favorite_cluster, n_ratings, counts, movies, scores, sources}."""
+        """Hash userId -> JSON {favorite_cluster, n_ratings, counts, liking (default recommender),
+        movies, scores, sources}."""
         return f"{self.namespace}:users"
 
     @property

@@ -248,3 +248,18 @@ def test_the_sample_release_cleans_without_losing_a_row(small_data):
     assert data.ratings["userId"].nunique() == 610
     for part in ("ratings", "movies", "tags"):
         assert data.report[part]["dropped"] == {}
+
+
+def test_repeated_tags_are_counted_not_silently_lost(tmp_path):
+    from pipeline.cleaning import clean
+    from pipeline.readers import read_dataset
+
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,A (2000),Drama\n")
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,10\n")
+    (tmp_path / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n1,1,Funny,10\n1,1,funny|dark,11\n2,1,funny,12\n"
+    )
+    data = clean(read_dataset(tmp_path))
+    assert sorted(data.tags["filtered"]) == ["dark", "funny", "funny"]
+    assert data.report["tags"]["duplicate_tags_dropped"] == 1
+    assert data.report["tags"]["rows_in"] == data.report["tags"]["rows_out"] == 3

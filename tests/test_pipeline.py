@@ -141,10 +141,13 @@ def test_two_runs_give_identical_artifacts(small_data, small_run, tmp_path):
 
 
 def test_train_leaves_users_to_the_serving_side(small_data, tmp_path):
+    complete = run_pipeline(small_data, tmp_path, PipelineParams(plots=False))
     result = train(small_data, tmp_path, PipelineParams(plots=False))
+    assert not (tmp_path / "user_recommendations.parquet").exists(), "stale lists left behind"
     assert (result.version_dir / "ratings.parquet").is_file()
     assert not (result.version_dir / "user_recommendations.parquet").exists()
-    assert not (tmp_path / "models" / "LATEST").exists(), "LATEST must name complete versions"
+    latest = (tmp_path / "models" / "LATEST").read_text().strip()
+    assert latest == complete.version, "LATEST must name complete versions only"
     assert "users" not in result.timings
 
 

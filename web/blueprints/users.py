@@ -20,7 +20,8 @@ def user(user_id: str):
 
 @bp.get("/recommend/user/<user_id>")
 def recommend_for_user(user_id: str):
-    """Unseen movies from the user's favorite cluster, best first; popular ones if it runs out."""
+    """Unseen movies from the user's best clusters, best first, each with its reason; popular
+    ones when those clusters run out."""
     return jsonify(lookup("user", user_id, CacheReader.user_recommendations, ranked=True))
 
 
