@@ -48,6 +48,20 @@ def record_job(r: redis.Redis, job_id: str, kind: str, **fields: str | int) -> N
     pipe.execute()
 
 
+def chunks_key(job_id: str) -> str:
+    """The set of finished chunk ranges: a redelivered chunk adds itself again, not a count."""
+    return keys.job_key(job_id) + ":chunks"
+
+
+def record_chunk_done(r: redis.Redis, job_id: str, user_lo: int, user_hi: int) -> int:
+    """Mark one chunk finished; returns how many distinct chunks have finished."""
+    pipe = r.pipeline(transaction=False)
+    pipe.sadd(chunks_key(job_id), f"{user_lo}-{user_hi}")
+    pipe.expire(chunks_key(job_id), RESULT_TTL_SECONDS)
+    pipe.scard(chunks_key(job_id))
+    return pipe.execute()[-1]
+
+
 def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submission:
     """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
     lock = retrain_lock(r, settings)
@@ -116,7 +130,7 @@ def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
         status["progress"] = {"stage": "started", "percent": 0}
     if "chunks_total" in record:
         status["chunks"] = {
-            "done": int(record.get("chunks_done", 0)),
+            "done": r.scard(chunks_key(job_id)),
             "total": int(record["chunks_total"]),
         }
     return status

@@ -32,7 +32,7 @@ from tasks.celery_app import (
     TASK_USERS_CHUNK,
     celery_app,
 )
-from tasks.jobs import record_job, retrain_lock, user_fanout
+from tasks.jobs import record_chunk_done, record_job, retrain_lock, user_fanout
 from tasks.publish import PublishError, finish_publish, write_latest
 from tasks.redis_client import get_redis
 from tasks.settings import get_settings, soft_limit
@@ -88,7 +88,7 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     ids = user_ids(version_dir)
     write_catalog(r, version, version_dir, n_users=len(ids), extra_meta={"job_id": job_id})
     ranges = user_ranges(ids, settings.chunk_users)
-    record_job(r, job_id, "retrain", version=version, chunks_total=len(ranges), chunks_done=0)
+    record_job(r, job_id, "retrain", version=version, chunks_total=len(ranges))
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
     log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
     return user_fanout(task.app, version, ranges, len(ids), job_id)
@@ -135,7 +135,7 @@ def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: st
     )
     write_part(folder, user_lo, user_hi, favorites, recs)
     written = write_users(r, version, favorites, recs)
-    done = r.hincrby(keys.job_key(job_id), "chunks_done", 1)
+    done = record_chunk_done(r, job_id, user_lo, user_hi)
     total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
     _progress(self, job_id, "users", TRAIN_SHARE + USERS_SHARE * done / total, version=version)
     return {"users": written}
@@ -153,6 +153,10 @@ def publish_version(
     """The chord callback, run only when every chunk succeeded: flip the pointer, free the lock."""
     settings, r = get_settings(), get_redis()
     try:
+        pointers = versions.read_pointers(r)
+        if pointers.active == version:  # redelivered after the flip: report it, flip nothing
+            users = r.hlen(keys.VersionKeys(version).users)
+            return {"version": version, "previous": pointers.previous, "users": users}
         hold_lock(r, job_id)
         _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
         chunk_users = sum(part["users"] for part in chunk_results)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.io import write_parquet
 
@@ -43,8 +44,14 @@ def write_part(
 
 
 def merge_parts(version_dir: Path) -> int:
-    """Concatenate the chunk files into the two documented user files; returns the user count."""
+    """Concatenate the chunk files into the two documented user files; returns the user count.
+
+    A redelivered publish finds the parts already merged and removed, and keeps the merged files.
+    """
     parts = version_dir / PARTS_DIR
+    merged = version_dir / FAVORITES
+    if not parts.exists() and merged.is_file() and (version_dir / RECOMMENDATIONS).is_file():
+        return pq.ParquetFile(merged).metadata.num_rows
     favorites = _concat(parts, "favorites-*.parquet", ["userId"])
     recs = _concat(parts, "recommendations-*.parquet", ["userId", "rank"])
     write_parquet(favorites, version_dir / FAVORITES)

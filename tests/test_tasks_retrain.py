@@ -12,9 +12,11 @@ from pipeline.personal import PersonalOptions
 from pipeline.run import PipelineParams
 from tasks import keys, versions
 from tasks import retrain as retrain_module
-from tasks.jobs import record_job, retrain_lock
+from tasks.cache_writer import write_catalog, write_users
+from tasks.jobs import record_chunk_done, record_job, retrain_lock
 from tasks.publish import PublishError
 from tasks.settings import get_settings
+from tests.serving_helpers import FAVORITES, RECOMMENDATIONS, fake_version
 
 JOB = "job-1"
 VERSION = "20260101T000000Z-aaaa"
@@ -51,7 +53,7 @@ def never_train(task, r, job_id):
 def test_a_redelivered_retrain_after_its_hand_off_does_not_train_again(r, lock, monkeypatch):
     monkeypatch.setattr(retrain_module, "_train_and_stage", never_train)
     assert lock.acquire(JOB)
-    record_job(r, JOB, "retrain", version=VERSION, chunks_total=2, chunks_done=0)
+    record_job(r, JOB, "retrain", version=VERSION, chunks_total=2)
     result = retrain_module.retrain.apply(task_id=JOB)
     assert result.state == "IGNORED"
     assert lock.holder() == JOB  # the chord in flight still owns it
@@ -92,3 +94,48 @@ def test_retrain_keeps_the_served_versions_parameters(tmp_path):
 
 def test_retrain_without_a_served_version_uses_the_defaults(tmp_path):
     assert retrain_module.served_params(tmp_path, None) == PipelineParams(plots=False)
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOVIEREC_OUTPUT", str(tmp_path))
+    get_settings.cache_clear()
+    yield get_settings().models_dir
+    get_settings.cache_clear()
+
+
+def stage_merged_version(r, models) -> int:
+    """A version whose chunks ran and whose parts a first publish attempt already merged."""
+    folder = fake_version(models, VERSION)
+    versions.mark_staging(r, VERSION)
+    write_catalog(r, VERSION, folder, n_users=len(FAVORITES))
+    return write_users(r, VERSION, FAVORITES, RECOMMENDATIONS)
+
+
+def publish(n_users: int):
+    args = ([{"users": n_users}], VERSION, n_users, JOB)
+    return retrain_module.publish_version.apply(args=args, task_id=JOB)
+
+
+def test_a_publish_redelivered_after_merging_still_publishes(r, lock, models, monkeypatch):
+    monkeypatch.setattr(retrain_module, "_progress", lambda *args, **kwargs: None)
+    n_users = stage_merged_version(r, models)
+    assert lock.acquire(JOB)
+    result = publish(n_users)
+    assert result.successful(), result.result
+    assert versions.active_version(r) == VERSION
+    assert lock.holder() is None
+
+
+def test_a_publish_redelivered_after_the_flip_reports_the_live_version(r, lock, models):
+    n_users = stage_merged_version(r, models)
+    versions.flip(r, VERSION)  # the first attempt flipped and released the lock, then died
+    result = publish(n_users)
+    assert result.successful(), result.result
+    assert result.result["version"] == VERSION and result.result["users"] == n_users
+    assert versions.read_pointers(r).active == VERSION
+
+
+def test_a_redelivered_chunk_is_counted_once(r):
+    record_job(r, JOB, "retrain", version=VERSION, chunks_total=2)
+    assert [record_chunk_done(r, JOB, *chunk) for chunk in ((1, 5), (1, 5), (6, 9))] == [1, 1, 2]
