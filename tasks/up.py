@@ -25,7 +25,7 @@ from celery import Celery
 
 from tasks.celery_app import make_celery
 from tasks.embedded_redis import start_redis
-from tasks.jobs import job_status, submit_retrain
+from tasks.jobs import Submission, job_status, submit_retrain
 from tasks.publish import ensure_active
 from tasks.redis_client import redis_from_url
 from tasks.settings import REPO, Settings, get_settings
@@ -62,7 +62,8 @@ def run_up(options: UpOptions) -> int:
         r, app = redis_from_url(settings.broker_url), make_celery(settings)
 
         def train_through_worker() -> dict:
-            return _follow(app, r, submit_retrain(app, r, settings).job_id, children)
+            job_id = started_job(submit_retrain(app, r, settings))
+            return _follow(app, r, job_id, children, settings.lock_ttl_seconds)
 
         ensure_active(r, settings, train_through_worker, say)
         base = f"http://{options.bind}"
@@ -96,7 +97,17 @@ def _export_child_settings() -> None:
     get_settings.cache_clear()
 
 
-def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor) -> dict:
+def started_job(submission: Submission) -> str:
+    """The new retrain's id; waiting on a job we did not start could wait forever."""
+    if submission.accepted and submission.job_id is not None:
+        return submission.job_id
+    running = f"retrain {submission.job_id} is running" if submission.job_id else "lock contended"
+    raise RuntimeError(f"could not start the first training ({running}); try again when it ends")
+
+
+def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor, timeout: float) -> dict:
+    """Wait for the job to end; `timeout` is the lock's TTL, the longest a live retrain can run."""
+    deadline = time.monotonic() + timeout
     last = None
     while True:
         children.check()
@@ -110,6 +121,8 @@ def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor) -> d
         if line != last:
             say(line)
             last = line
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"training job {job_id} did not finish within {timeout:.0f} s")
         time.sleep(0.5)
 
 
