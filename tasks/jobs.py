@@ -26,6 +26,8 @@ from tasks.celery_app import (
 from tasks.lock import TokenLock
 from tasks.settings import Settings
 
+ERROR_CHARS = 300
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -103,6 +105,12 @@ def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
     return job_id
 
 
+def public_error(error: object) -> str:
+    """Type and first line only: later lines (tracebacks, file lists) are for the worker log."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
+
+
 def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
     """State, progress, result or error of a job this service started; None if unknown."""
     record = {k.decode(): v.decode() for k, v in r.hgetall(keys.job_key(job_id)).items()}
@@ -120,7 +128,7 @@ def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
         "error": None,
     }
     if state == "FAILURE":
-        status["error"] = f"{type(info).__name__}: {info}"
+        status["error"] = public_error(info)
     elif state == "SUCCESS":
         status["result"] = info
         status["progress"] = {"stage": "done", "percent": 100}

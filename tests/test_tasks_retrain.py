@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.personal import PersonalOptions
 from pipeline.run import PipelineParams
-from tasks import keys, versions
+from tasks import jobs, keys, versions
 from tasks import retrain as retrain_module
 from tasks.cache_writer import write_catalog, write_users
 from tasks.jobs import record_chunk_done, record_job, retrain_lock
@@ -139,3 +139,15 @@ def test_a_publish_redelivered_after_the_flip_reports_the_live_version(r, lock, 
 def test_a_redelivered_chunk_is_counted_once(r):
     record_job(r, JOB, "retrain", version=VERSION, chunks_total=2)
     assert [record_chunk_done(r, JOB, *chunk) for chunk in ((1, 5), (1, 5), (6, 9))] == [1, 1, 2]
+
+
+def test_a_failed_jobs_error_is_its_type_and_first_line_only(r, monkeypatch):
+    class Failed:
+        state = "FAILURE"
+        info = FileNotFoundError("no chunk files in " + "x" * 500 + "\n  File /srv/app/x.py")
+
+    monkeypatch.setattr(jobs, "AsyncResult", lambda job_id, app: Failed)
+    record_job(r, JOB, "retrain")
+    error = jobs.job_status(None, r, JOB)["error"]
+    assert error.startswith("FileNotFoundError: no chunk files in ")
+    assert "x.py" not in error and len(error) == jobs.ERROR_CHARS
