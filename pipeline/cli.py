@@ -164,7 +164,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, download.DownloadError, ValueError) as exc:
+    except (DataError, ValueError) as exc:  # download and synth report their own failures
         print(f"movierec: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

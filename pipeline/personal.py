@@ -9,6 +9,7 @@ the user's own ratings enter, so any subset of users gets the lists it would get
 from __future__ import annotations
 
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 WEIGHTINGS = ("rating", "count")
 USER_CHUNK = 4096  # users scored together; bounds the score blocks to a few tens of MB
-WORKERS = 2  # the machine's cores
+WORKERS = os.cpu_count() or 1
 GRID = 2.0**20  # scores are exact on this grid, so BLAS summation order cannot change a list
 
 

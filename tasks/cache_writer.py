@@ -10,7 +10,6 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +28,9 @@ _COUNT_COLUMN = re.compile(r"n_c(\d+)")
 _LIKING_COLUMN = re.compile(r"w_c(\d+)")
 
 
-@dataclass(frozen=True)
-class CatalogStats:
-    movies: int
-    clusters: int
-    depth: int
-
-
 def write_catalog(
     r: redis.Redis, version: str, version_dir: Path, n_users: int, extra_meta: dict | None = None
-) -> CatalogStats:
+) -> None:
     """Movies, similar lists, clusters, popular list, then the metadata: written last, so a
     reader that finds it finds the movie-level keys complete (users may still be arriving while
     the version is staged; only the pointer flip makes it visible)."""
@@ -70,7 +62,6 @@ def write_catalog(
         **(extra_meta or {}),
     }
     r.set(ns.meta, json.dumps(meta))
-    return CatalogStats(movies=len(movies), clusters=len(summary), depth=depth)
 
 
 def write_users(
