@@ -12,7 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
+COPY cache ./cache
 COPY tasks ./tasks
+COPY service ./service
 COPY web ./web
 RUN pip install . \
     && useradd --create-home --uid 1000 movierec \

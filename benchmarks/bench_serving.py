@@ -31,20 +31,20 @@ import redis
 
 from benchmarks.bench_pipeline import measure
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
+from cache.publish import latest_version_dir
 from pipeline.settings import BUNDLED_SAMPLE
-from tasks.embedded_redis import LOOPBACK, free_port
-from tasks.publish import latest_version_dir
-from tasks.web_server import default_workers
+from service.embedded_redis import LOOPBACK, free_port
+from service.web_server import default_workers
 from tests.serving_helpers import redis_server, serving_env, stop
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "tasks.cli"]
+CLI = [sys.executable, "-m", "service.cli"]
 BEGIN, END = "<!-- bench_serving:begin -->", "<!-- bench_serving:end -->"
 CHILD_PUBLISH = """
 import json, sys, time
 from pathlib import Path
-from tasks.publish import publish_version_dir
-from tasks.redis_client import redis_from_url
+from cache.publish import publish_version_dir
+from cache.redis_client import redis_from_url
 start = time.perf_counter()
 summary = publish_version_dir(redis_from_url(sys.argv[1]), Path(sys.argv[2]))
 print(json.dumps({**summary, "wall_in_process": time.perf_counter() - start}))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
-from pipeline.lookup import positions_of
+from pipeline.indexing import positions_of
 from pipeline.readers import RawDataset, RawTable
 
 UINT32_MAX = np.iinfo(np.uint32).max

@@ -22,8 +22,8 @@ from sklearn.decomposition import TruncatedSVD
 
 from pipeline import plots
 from pipeline.cleaning import CleanData, clean
+from pipeline.indexing import group_codes, group_starts, positions_of
 from pipeline.io import write_json
-from pipeline.lookup import group_codes, group_starts, positions_of
 from pipeline.personal import top_per_row
 from pipeline.ranking import popular_order
 from pipeline.readers import read_dataset

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 from threadpoolctl import threadpool_limits
 
-from pipeline.lookup import group_codes, positions_of
+from pipeline.indexing import group_codes, positions_of
 
 PREFIX = "factor_"
 SVD_ITERATIONS = 2  # 2 to 5 gave lists of the same quality on ml-latest-small; 2 costs least

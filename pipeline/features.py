@@ -9,7 +9,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.factors import PREFIX
-from pipeline.lookup import positions_of
+from pipeline.indexing import positions_of
 from pipeline.scaling import make_scaler
 
 NUMERIC = ("avg_rating", "log_ratings")

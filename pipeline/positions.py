@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.lookup import group_codes, group_starts
+from pipeline.indexing import group_codes, group_starts
 
 BAND = np.int64(1) << np.int64(32)
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from pipeline.factors import PREFIX, preference, user_matrix
-from pipeline.lookup import group_codes, group_starts, positions_of
+from pipeline.indexing import group_codes, group_starts, positions_of
 from pipeline.personal import Personal, PersonalOptions
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order

@@ -1,0 +1,1 @@
+"""Celery: the app, its tasks and beat schedule, and job bookkeeping."""

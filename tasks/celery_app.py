@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.schedules import crontab
 
-from tasks.settings import Settings, get_settings
+from cache.settings import Settings, get_settings
 
 TASK_RETRAIN = "movierec.retrain"
 TASK_USERS_CHUNK = "movierec.users_chunk"

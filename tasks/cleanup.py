@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tasks import versions
+from cache import versions
+from cache.redis_client import get_redis
+from cache.settings import get_settings
 from tasks.celery_app import TASK_CLEANUP, celery_app
-from tasks.redis_client import get_redis
-from tasks.settings import get_settings
 
 
 def prune_version_dirs(models_dir: Path, protected: set[str], keep: int) -> list[str]:

@@ -14,7 +14,9 @@ import redis
 from celery import Celery, chord
 from celery.result import AsyncResult
 
-from tasks import keys
+from cache import keys
+from cache.lock import TokenLock
+from cache.settings import Settings
 from tasks.celery_app import (
     RESULT_TTL_SECONDS,
     TASK_PUBLISH,
@@ -23,8 +25,6 @@ from tasks.celery_app import (
     TASK_RETRAIN,
     TASK_USERS_CHUNK,
 )
-from tasks.lock import TokenLock
-from tasks.settings import Settings
 
 ERROR_CHARS = 300
 

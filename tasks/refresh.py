@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from celery.utils.log import get_task_logger
 
+from cache import versions
+from cache.redis_client import get_redis
+from cache.settings import soft_limit
+from cache.writer import write_users
 from pipeline.users import read_user_ratings, recommend_users
-from tasks import versions
-from tasks.cache_writer import write_users
 from tasks.celery_app import TASK_REFRESH_USER, celery_app
-from tasks.redis_client import get_redis
 from tasks.retrain import SETTINGS, catalog_for, version_dir
-from tasks.settings import soft_limit
 
 log = get_task_logger(__name__)
 

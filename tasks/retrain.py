@@ -20,11 +20,14 @@ from celery import Task, chord
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
+from cache import keys, versions
+from cache.publish import PublishError, finish_publish, write_latest
+from cache.redis_client import get_redis
+from cache.settings import get_settings, soft_limit
+from cache.writer import write_catalog, write_users
 from pipeline.personal import PersonalOptions
 from pipeline.run import PipelineParams, train
 from pipeline.users import Catalog, load_catalog, read_user_ratings, recommend_users, user_ids
-from tasks import keys, versions
-from tasks.cache_writer import write_catalog, write_users
 from tasks.celery_app import (
     TASK_PUBLISH,
     TASK_RELEASE_LOCK,
@@ -33,9 +36,6 @@ from tasks.celery_app import (
     celery_app,
 )
 from tasks.jobs import record_chunk_done, record_job, retrain_lock, user_fanout
-from tasks.publish import PublishError, finish_publish, write_latest
-from tasks.redis_client import get_redis
-from tasks.settings import get_settings, soft_limit
 from tasks.user_chunks import merge_parts, user_ranges, write_part
 
 log = get_task_logger(__name__)

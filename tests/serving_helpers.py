@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.embedded_redis import start_redis
+from service.embedded_redis import start_redis
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     """`movierec ARGS` as a child in its own session, output to `log`."""
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "tasks.cli", *args],
+            [sys.executable, "-m", "service.cli", *args],
             env=env,
             cwd=REPO,
             stdout=sink,

@@ -8,11 +8,11 @@ import fakeredis
 import pandas as pd
 import pytest
 
-from tasks import keys, versions
-from tasks.cache_reader import CacheReader, NoActiveVersion
-from tasks.cache_writer import encode_users, write_catalog, write_users
-from tasks.lock import TokenLock
-from tasks.publish import PublishError, finish_publish, latest_version_dir, publish_version_dir
+from cache import keys, versions
+from cache.lock import TokenLock
+from cache.publish import PublishError, finish_publish, latest_version_dir, publish_version_dir
+from cache.reader import CacheReader, NoActiveVersion
+from cache.writer import encode_users, write_catalog, write_users
 from tasks.user_chunks import merge_parts, user_ranges, write_part
 from tests.serving_helpers import DEPTH, FAVORITES, RECOMMENDATIONS, fake_version
 

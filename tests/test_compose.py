@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tasks.cli import build_parser
+from service.cli import build_parser
 from tests.serving_helpers import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.embedded_redis import free_port
+from service.embedded_redis import free_port
 from tests.serving_helpers import http, serving_env, spawn_cli, stop, wait_until
 
 pytestmark = pytest.mark.e2e

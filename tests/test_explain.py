@@ -1,4 +1,4 @@
-from tasks.cache_reader import explain
+from cache.reader import explain
 
 GENRES = {0: ["Drama", "Crime", "Thriller", "War"], 1: ["Comedy"], 2: []}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tasks.cache_reader import MovieCache
+from cache.reader import MovieCache
 
 
 class RecordingFetch:

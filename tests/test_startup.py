@@ -7,7 +7,7 @@ HEAVY = ("pandas", "sklearn", "matplotlib", "pyarrow", "pipeline.run")
 
 PROBE = """
 import sys
-from tasks.cli import build_parser
+from service.cli import build_parser
 args = build_parser(offline=False).parse_args(["web"])
 from web import create_app
 create_app()
@@ -27,7 +27,7 @@ def test_the_web_command_path_imports_no_heavy_library():
 
 
 def test_offline_commands_still_parse_through_the_full_parser():
-    from tasks.cli import SERVING_COMMANDS, build_parser
+    from service.cli import SERVING_COMMANDS, build_parser
 
     parser = build_parser()
     assert parser.parse_args(["pipeline", "--k", "4"]).k == 4

@@ -7,9 +7,9 @@ import json
 import fakeredis
 import pytest
 
-from tasks import versions
-from tasks.cli import main
-from tasks.settings import get_settings
+from cache import versions
+from cache.settings import get_settings
+from service.cli import main
 from tests.serving_helpers import fake_version
 
 V1, V2 = "20260101T000000Z-aaaa", "20260102T000000Z-bbbb"
@@ -19,7 +19,7 @@ V1, V2 = "20260101T000000Z-aaaa", "20260102T000000Z-bbbb"
 def r(monkeypatch, tmp_path):
     """A fake cache behind get_redis(), and an output folder of our own."""
     fake = fakeredis.FakeRedis()
-    monkeypatch.setattr("tasks.redis_client.get_redis", lambda *a, **k: fake)
+    monkeypatch.setattr("cache.redis_client.get_redis", lambda *a, **k: fake)
     monkeypatch.setenv("MOVIEREC_OUTPUT", str(tmp_path / "out"))
     get_settings.cache_clear()
     yield fake

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from celery.schedules import crontab
 
+from cache.settings import Settings, SettingsError, soft_limit
+from service.cli import build_parser
 from tasks.celery_app import TASK_CLEANUP, TASK_RETRAIN, celery_config
-from tasks.cli import build_parser
-from tasks.settings import Settings, SettingsError, soft_limit
 
 
 def test_defaults():

@@ -9,12 +9,12 @@ import uuid
 import pandas as pd
 import pytest
 
+from cache import keys, versions
+from cache.redis_client import redis_from_url
+from cache.settings import Settings
 from pipeline.users import load_catalog, read_user_ratings, recommend_users
-from tasks import keys, versions
 from tasks.celery_app import TASK_REFRESH_USER, TASK_RETRAIN, make_celery
 from tasks.jobs import job_status, record_job, retrain_lock, submit_retrain, user_fanout
-from tasks.redis_client import redis_from_url
-from tasks.settings import Settings
 from tests.serving_helpers import redis_server, serving_env, spawn_cli, stop, wait_until
 from web import create_app
 

@@ -8,14 +8,15 @@ from dataclasses import asdict, replace
 import fakeredis
 import pytest
 
+from cache import keys, versions
+from cache.publish import PublishError
+from cache.settings import get_settings
+from cache.writer import write_catalog, write_users
 from pipeline.personal import PersonalOptions
 from pipeline.run import PipelineParams
-from tasks import jobs, keys, versions
+from tasks import jobs
 from tasks import retrain as retrain_module
-from tasks.cache_writer import write_catalog, write_users
 from tasks.jobs import record_chunk_done, record_job, retrain_lock
-from tasks.publish import PublishError
-from tasks.settings import get_settings
 from tests.serving_helpers import FAVORITES, RECOMMENDATIONS, fake_version
 
 JOB = "job-1"

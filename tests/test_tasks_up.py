@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import up
+from service import up
 from tasks.jobs import Submission
 
 

@@ -9,11 +9,11 @@ import fakeredis
 import pytest
 from kombu.exceptions import OperationalError
 
-from tasks import keys
-from tasks.cache_reader import CacheReader
-from tasks.lock import TokenLock
-from tasks.publish import publish_version_dir
-from tasks.redis_client import WEB, redis_from_url
+from cache import keys
+from cache.lock import TokenLock
+from cache.publish import publish_version_dir
+from cache.reader import CacheReader
+from cache.redis_client import WEB, redis_from_url
 from tests.serving_helpers import REPO, fake_version
 from web import create_app
 

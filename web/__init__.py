@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import Flask
 
-from tasks.cache_reader import CacheReader
+from cache.reader import CacheReader
+from cache.redis_client import WEB, redis_from_url
+from cache.settings import get_settings
 from tasks.celery_app import celery_app
-from tasks.redis_client import WEB, redis_from_url
-from tasks.settings import get_settings
 from web.blueprints import clusters, jobs, movies, status, users
 from web.errors import register_error_handlers
 

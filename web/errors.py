@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from tasks.cache_reader import NoActiveVersion
+from cache.reader import NoActiveVersion
 
 log = logging.getLogger(__name__)
 HOW_TO_PUBLISH = (

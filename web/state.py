@@ -6,8 +6,8 @@ import redis
 from celery import Celery
 from flask import current_app
 
-from tasks.cache_reader import CacheReader
-from tasks.settings import Settings
+from cache.reader import CacheReader
+from cache.settings import Settings
 
 
 def cache() -> CacheReader:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from tasks.cache_reader import CacheReader
-from web.lookup import lookup
+from cache.reader import CacheReader
+from web.fetch import lookup
 from web.state import cache
 
 bp = Blueprint("clusters", __name__)

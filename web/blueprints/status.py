@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, jsonify
 
-from tasks.cache_reader import NoActiveVersion
+from cache.reader import NoActiveVersion
 from web.state import cache
 
 bp = Blueprint("status", __name__)

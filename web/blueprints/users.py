@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, url_for
 
-from tasks.cache_reader import CacheReader
+from cache.reader import CacheReader
 from tasks.jobs import submit_refresh_user
 from web.auth import require_token
-from web.lookup import lookup
+from web.fetch import lookup
 from web.state import celery, redis_client
 
 bp = Blueprint("users", __name__)

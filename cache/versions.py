@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import keys
+from cache import keys
 
 _FLIP = """
 if redis.call('EXISTS', KEYS[5]) == 0 then

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import redis
 
+from cache.settings import get_settings
+from cache.versions import NoPreviousVersion
 from pipeline.errors import DataError
-from tasks.settings import get_settings
-from tasks.supervisor import ChildExited, Shutdown
-from tasks.versions import NoPreviousVersion
-from tasks.web_server import default_workers
+from service.supervisor import ChildExited, Shutdown
+from service.web_server import default_workers
 
 # Commands that must start fast: they parse without importing the offline pipeline.
 SERVING_COMMANDS = ("worker", "beat", "web", "up", "publish", "bootstrap", "rollback", "status")
@@ -44,14 +44,14 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from tasks.web_server import serve
+    from service.web_server import serve
 
     serve(args.bind, args.workers, args.threads, args.access_log)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from tasks.up import UpOptions, run_up
+    from service.up import UpOptions, run_up
 
     if args.data:
         os.environ["MOVIEREC_DATA"] = str(Path(args.data).resolve())
@@ -74,8 +74,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from tasks.publish import PublishError, latest_version_dir, publish_version_dir
-    from tasks.redis_client import get_redis
+    from cache.publish import PublishError, latest_version_dir, publish_version_dir
+    from cache.redis_client import get_redis
 
     models = Path(args.out).resolve() / "models" if args.out else get_settings().models_dir
     folder = models / args.version if args.version else latest_version_dir(models)
@@ -87,10 +87,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     """One-shot first training for deployments: idempotent, a no-op once a version is live."""
+    from cache.publish import ensure_active, publish_version_dir
+    from cache.redis_client import get_redis
     from pipeline.cli import print_stage
     from pipeline.run import PipelineParams, run_pipeline
-    from tasks.publish import ensure_active, publish_version_dir
-    from tasks.redis_client import get_redis
 
     settings, r = get_settings(), get_redis()
 
@@ -104,8 +104,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from tasks import versions
-    from tasks.redis_client import get_redis
+    from cache import versions
+    from cache.redis_client import get_redis
 
     active, previous = versions.rollback(get_redis())
     print(f"active version: {active} (previous: {previous})")
@@ -113,8 +113,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tasks import versions
-    from tasks.redis_client import get_redis
+    from cache import versions
+    from cache.redis_client import get_redis
 
     print(json.dumps(asdict(versions.read_pointers(get_redis())), indent=2))
     return 0
@@ -180,7 +180,7 @@ def build_parser(offline: bool = True) -> argparse.ArgumentParser:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Failures that deserve one line, not a traceback; imported only once something failed."""
-    from tasks.publish import PublishError
+    from cache.publish import PublishError
 
     return (PublishError, NoPreviousVersion, FileNotFoundError, RuntimeError, DataError, ValueError)
 

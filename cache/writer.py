@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import redis
 
+from cache.keys import VersionKeys
 from pipeline.ranking import cluster_order
 from pipeline.users import SOURCES
-from tasks.keys import VersionKeys
 
 FIELDS_PER_COMMAND = 1000
 COMMANDS_PER_ROUND_TRIP = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks.cache_reader import CacheReader
+from cache.reader import CacheReader
 from web.errors import ApiError
 from web.params import parse_id, parse_n
 from web.state import cache

@@ -23,13 +23,13 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from cache.publish import ensure_active
+from cache.redis_client import redis_from_url
+from cache.settings import REPO, Settings, get_settings
+from service.embedded_redis import start_redis
+from service.supervisor import Supervisor
 from tasks.celery_app import make_celery
-from tasks.embedded_redis import start_redis
 from tasks.jobs import Submission, job_status, submit_retrain
-from tasks.publish import ensure_active
-from tasks.redis_client import redis_from_url
-from tasks.settings import REPO, Settings, get_settings
-from tasks.supervisor import Supervisor
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def run_up(options: UpOptions) -> int:
         _export_child_settings()
         settings = get_settings()
 
-        cli = [sys.executable, "-m", "tasks.cli"]
+        cli = [sys.executable, "-m", "service.cli"]
         worker = [*cli, "worker", "--beat", "--concurrency", str(options.concurrency)]
         children.spawn("worker", worker, os.environ, stop_signal=signal.SIGQUIT)
         web = [*cli, "web", "--bind", options.bind, "--workers", str(options.web_workers)]

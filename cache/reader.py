@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks import keys
-from tasks.keys import VersionKeys
+from cache import keys
+from cache.keys import VersionKeys
 
 
 class NoActiveVersion(LookupError):

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from tasks.settings import get_settings
+from cache.settings import get_settings
 
 
 @dataclass(frozen=True)

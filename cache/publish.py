@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import redis
 
+from cache import versions
+from cache.keys import VersionKeys
+from cache.settings import Settings
+from cache.writer import write_catalog, write_users
 from pipeline.io import write_text
-from tasks import versions
-from tasks.cache_writer import write_catalog, write_users
-from tasks.keys import VersionKeys
-from tasks.settings import Settings
 from tasks.user_chunks import FAVORITES, RECOMMENDATIONS
 
 LATEST = "LATEST"
