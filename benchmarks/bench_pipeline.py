@@ -49,7 +49,7 @@ def ensure_data(work: Path, size: int) -> Path:
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "service.cli",
                 "synth",
                 "--ratings",
                 str(size),

@@ -31,7 +31,7 @@ import redis
 
 from benchmarks.bench_pipeline import measure
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
-from cache.publish import latest_version_dir
+from pipeline.artifacts import ModelsFolder
 from pipeline.settings import BUNDLED_SAMPLE
 from service.embedded_redis import LOOPBACK, free_port
 from service.web_server import default_workers
@@ -45,8 +45,9 @@ import json, sys, time
 from pathlib import Path
 from cache.publish import publish_version_dir
 from cache.redis_client import redis_from_url
+from pipeline.artifacts import VersionFolder
 start = time.perf_counter()
-summary = publish_version_dir(redis_from_url(sys.argv[1]), Path(sys.argv[2]))
+summary = publish_version_dir(redis_from_url(sys.argv[1]), VersionFolder(Path(sys.argv[2])))
 print(json.dumps({**summary, "wall_in_process": time.perf_counter() - start}))
 """
 
@@ -141,11 +142,11 @@ def serving_run(args: argparse.Namespace, work: Path) -> dict:
     out = work / "out"
     say(f"pipeline on {args.data} ...")
     run_cli(["pipeline", "--data", str(args.data), "--out", str(out), "--no-plots"], serving_env())
-    version_dir = latest_version_dir(out / "models")
-    users = pd.read_parquet(version_dir / "user_favorites.parquet", columns=["userId"])
+    version = ModelsFolder(out / "models").latest()
+    users = pd.read_parquet(version.favorites, columns=["userId"])
     ids = sorted(users["userId"].astype(int).tolist())
     script = write_script(work, "/recommend/user/", ids, f"?n={args.n}")
-    counts = json.loads((version_dir / "metadata.json").read_text())["counts"]
+    counts = version.read_metadata()["counts"]
     results = []
     with redis_server(work / "redis") as url:
         env = serving_env(REDIS_URL=url, MOVIEREC_OUTPUT=str(out))
@@ -180,20 +181,20 @@ def publish_25m(args: argparse.Namespace, work: Path) -> dict:
     if not (data / "ratings.csv").is_file():
         say(f"generating {args.synth_ratings:,} ratings into {data} ...")
         run_cli(["synth", "--ratings", str(args.synth_ratings), "--out", str(data)], serving_env())
-    version_dir = latest_version_dir(out / "models")
-    if version_dir is None or args.rebuild:
+    version = ModelsFolder(out / "models").latest()
+    if version is None or args.rebuild:
         say(f"pipeline on {data} ...")
         run_cli(["pipeline", "--data", str(data), "--out", str(out), "--no-plots"], serving_env())
-        version_dir = latest_version_dir(out / "models")
+        version = ModelsFolder(out / "models").latest()
     with redis_server(work / "redis-25m") as url:
         r = redis.Redis.from_url(url)
         empty = r.info("memory")["used_memory"]
-        say(f"publishing {version_dir} ...")
-        report = measure([sys.executable, "-c", CHILD_PUBLISH, url, str(version_dir)])
+        say(f"publishing {version.path} ...")
+        report = measure([sys.executable, "-c", CHILD_PUBLISH, url, str(version.path)])
         memory = r.info("memory")
         users_key = f"movierec:v:{report['version']}:users"
         users_hash = r.memory_usage(users_key, samples=0)
-    metadata = json.loads((version_dir / "metadata.json").read_text())
+    metadata = version.read_metadata()
     return {
         "counts": metadata["counts"],
         "wall_s": report["wall"],

@@ -6,8 +6,9 @@ before the `movierec:active` pointer names it, and deleted with one pattern scan
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from pipeline.artifacts import check_version
 
 PREFIX = "movierec"
 ACTIVE = f"{PREFIX}:active"
@@ -16,18 +17,9 @@ STAGING = f"{PREFIX}:staging"  # zset: version -> time staging started
 RETIRED = f"{PREFIX}:retired"  # zset: version -> time it stopped being active or previous
 RETRAIN_LOCK = f"{PREFIX}:lock:retrain"
 
-_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
 
 def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
-
-
-def check_version(version: str) -> str:
-    """Refuse ids that could escape the namespace (glob characters, colons, path separators)."""
-    if not _VERSION_RE.fullmatch(version):
-        raise ValueError(f"invalid model version id {version!r}")
-    return version
 
 
 @dataclass(frozen=True)

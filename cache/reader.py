@@ -19,9 +19,10 @@ import redis
 
 from cache import keys
 from cache.keys import VersionKeys
+from pipeline.errors import MovierecError
 
 
-class NoActiveVersion(LookupError):
+class NoActiveVersion(MovierecError, LookupError):
     """Nothing has been published yet (or the active version's metadata is gone)."""
 
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pipeline.artifacts import OutputFolder
+from pipeline.errors import MovierecError
 from pipeline.settings import BUNDLED_SAMPLE, REPO
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEKLY_SUNDAY_3AM = "0 3 * * 0"
 
 
-class SettingsError(ValueError):
+class SettingsError(MovierecError, ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
@@ -37,8 +39,8 @@ class Settings:
         return self.redis_url or DEFAULT_REDIS_URL
 
     @property
-    def models_dir(self) -> Path:
-        return self.out_dir / "models"
+    def output(self) -> OutputFolder:
+        return OutputFolder(self.out_dir)
 
     @property
     def lock_ttl_seconds(self) -> int:
@@ -67,11 +69,6 @@ class Settings:
 def get_settings() -> Settings:
     """Process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
     return Settings.from_env()
-
-
-def soft_limit(hard_limit: int) -> int:
-    """Leave a tenth of the budget (at least 5 s) to clean up after SoftTimeLimitExceeded."""
-    return max(1, hard_limit - max(5, hard_limit // 10))
 
 
 def _data_dir(env: Mapping[str, str]) -> Path | None:

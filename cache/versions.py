@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis
 
 from cache import keys
+from pipeline.artifacts import check_version
+from pipeline.errors import MovierecError
 
 _FLIP = """
 if redis.call('EXISTS', KEYS[5]) == 0 then
@@ -51,7 +54,7 @@ return {prev, cur}
 """
 
 
-class NoPreviousVersion(RuntimeError):
+class NoPreviousVersion(MovierecError):
     """Rollback was asked for but only one version was ever published."""
 
 
@@ -84,7 +87,7 @@ def read_pointers(r: redis.Redis) -> Pointers:
 
 def mark_staging(r: redis.Redis, version: str, now: float | None = None) -> None:
     """Record when writing began, so an abandoned half-written version can be found and dropped."""
-    keys.check_version(version)
+    check_version(version)
     r.zadd(keys.STAGING, {version: time.time() if now is None else now}, nx=True)
 
 
@@ -106,15 +109,20 @@ def flip(r: redis.Redis, version: str, now: float | None = None) -> str | None:
     return _text(old)
 
 
-def rollback(r: redis.Redis) -> tuple[str, str | None]:
-    """Swap active and previous; returns (now active, now previous)."""
+class Swap(NamedTuple):
+    active: str
+    previous: str | None
+
+
+def rollback(r: redis.Redis) -> Swap:
+    """Swap active and previous; returns the pair as it is now."""
     try:
         now_active, now_previous = r.eval(_ROLLBACK, 2, keys.ACTIVE, keys.PREVIOUS)
     except redis.ResponseError as error:
         if "no previous version" in str(error):
             raise NoPreviousVersion(str(error)) from None
         raise
-    return _text(now_active), _text(now_previous)
+    return Swap(_text(now_active), _text(now_previous))
 
 
 def drop_version(r: redis.Redis, version: str, batch: int = 500) -> int:

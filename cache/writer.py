@@ -10,13 +10,13 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import redis
 
 from cache.keys import VersionKeys
+from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.ranking import cluster_order
 from pipeline.users import SOURCES
 
@@ -29,17 +29,18 @@ _LIKING_COLUMN = re.compile(r"w_c(\d+)")
 
 
 def write_catalog(
-    r: redis.Redis, version: str, version_dir: Path, n_users: int, extra_meta: dict | None = None
+    r: redis.Redis, folder: VersionFolder, n_users: int, extra_meta: dict | None = None
 ) -> None:
     """Movies, similar lists, clusters, popular list, then the metadata: written last, so a
     reader that finds it finds the movie-level keys complete (users may still be arriving while
     the version is staged; only the pointer flip makes it visible)."""
+    version = folder.version
     ns = VersionKeys(version)
-    movies = pd.read_parquet(version_dir / "movies.parquet")
-    similar = pd.read_parquet(version_dir / "movie_similar.parquet")
-    popular = pd.read_parquet(version_dir / "popular.parquet")
-    summary = json.loads((version_dir / "cluster_summary.json").read_text())
-    metadata = json.loads((version_dir / "metadata.json").read_text())
+    movies = pd.read_parquet(folder.movies)
+    similar = pd.read_parquet(folder.similar)
+    popular = pd.read_parquet(folder.popular)
+    summary = json.loads(folder.summary.read_text())
+    metadata = folder.read_metadata()
 
     hset_chunked(r, ns.movies, _movie_entries(movies))
     hset_chunked(r, ns.similar, _similar_entries(similar))
@@ -57,18 +58,16 @@ def write_catalog(
         "version": version,
         "depth": depth,
         "sources": list(SOURCES),
-        "version_dir": str(version_dir),
+        "version_dir": str(folder.path),
         "counts": {"movies": len(movies), "users": n_users, "clusters": len(summary)},
         **(extra_meta or {}),
     }
     r.set(ns.meta, json.dumps(meta))
 
 
-def write_users(
-    r: redis.Redis, version: str, favorites: pd.DataFrame, recommendations: pd.DataFrame
-) -> int:
+def write_users(r: redis.Redis, version: str, lists: UserLists) -> int:
     """Store each user's favorite cluster, counts and ranked list; returns users written."""
-    return hset_chunked(r, VersionKeys(version).users, encode_users(favorites, recommendations))
+    return hset_chunked(r, VersionKeys(version).users, encode_users(*lists))
 
 
 def encode_users(

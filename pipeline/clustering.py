@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
+from pipeline.errors import check_choice
+from pipeline.params import PipelineParams
+
 ALGORITHMS = ("minibatch", "kmeans")
 
 
 def make_clusterer(
-    k: int = 10, algorithm: str = "minibatch", batch_size: int = 1000, random_state: int = 42
+    k: int, algorithm: str, batch_size: int, random_state: int
 ) -> KMeans | MiniBatchKMeans:
-    """The spec's MiniBatchKMeans by default; full KMeans where exactness beats speed."""
-    if algorithm == "minibatch":
+    """The spec's MiniBatchKMeans; full KMeans where exactness beats speed."""
+    if check_choice("algorithm", algorithm, ALGORITHMS) == "minibatch":
         return MiniBatchKMeans(n_clusters=k, batch_size=batch_size, random_state=random_state)
-    if algorithm == "kmeans":
-        return KMeans(n_clusters=k, random_state=random_state, n_init=3)
-    raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+    return KMeans(n_clusters=k, random_state=random_state, n_init=3)
 
 
 def _sample(n: int, size: int, random_state: int) -> np.ndarray:
@@ -32,8 +34,9 @@ def cluster_metrics(
     X: np.ndarray,
     labels: np.ndarray,
     inertia: float,
+    *,
+    random_state: int,
     sample_size: int = 2_500,
-    random_state: int = 42,
 ) -> dict:
     """Silhouette is quadratic in rows, so it is computed on a fixed sample."""
     k = int(labels.max()) + 1
@@ -48,19 +51,19 @@ def cluster_metrics(
     }
 
 
+class ChosenK(NamedTuple):
+    k: int
+    silhouettes: dict[int, float]  # sampled silhouette of every k tried
+
+
 def choose_k(
-    X: np.ndarray,
-    k_values: Iterable[int],
-    algorithm: str = "minibatch",
-    batch_size: int = 1000,
-    random_state: int = 42,
-    sample_size: int = 2_500,
-) -> tuple[int, dict[int, float]]:
+    X: np.ndarray, k_values: Iterable[int], params: PipelineParams, sample_size: int = 2_500
+) -> ChosenK:
     """The k with the best sampled silhouette; ties go to the smaller k."""
-    rows = _sample(len(X), sample_size, random_state)
+    rows = _sample(len(X), sample_size, params.random_state)
     scores = {}
     for k in sorted(set(k_values)):
-        labels = make_clusterer(k, algorithm, batch_size, random_state).fit_predict(X)
-        scores[k] = float(silhouette_score(X[rows], labels[rows]))
+        clusterer = make_clusterer(k, params.algorithm, params.batch_size, params.random_state)
+        scores[k] = float(silhouette_score(X[rows], clusterer.fit_predict(X)[rows]))
     best = max(scores, key=lambda k: (scores[k], -k))
-    return best, scores
+    return ChosenK(best, scores)

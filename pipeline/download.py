@@ -8,13 +8,11 @@ that a later run would mistake for a complete one.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
 import os
 import shutil
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -24,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from pipeline.errors import MovierecError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -44,7 +44,7 @@ TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(Exception):
+class DownloadError(MovierecError):
     """A dataset could not be fetched or installed; the message is one line meant for a person."""
 
 
@@ -173,28 +173,3 @@ def is_complete(target: Path) -> bool:
         return all((target / rel).stat().st_size == size for rel, size in record["files"].items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        result = download_dataset(args.dataset, args.to, args.base_url)
-    except DownloadError as exc:
-        print(f"movierec: error: {exc}", file=sys.stderr)
-        return 1
-    state = "downloaded and verified" if result.fetched else "already present and complete"
-    print(f"{args.dataset}: {state} in {result.path}")
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "download",
-        help="fetch a MovieLens release from GroupLens",
-        description="Download a MovieLens archive, verify its md5 and unpack it to DIR/<name>.",
-    )
-    parser.add_argument("--dataset", required=True, choices=list(DATASETS))
-    parser.add_argument("--to", required=True, type=Path, metavar="DIR")
-    parser.add_argument(
-        "--base-url", default=BASE_URL, metavar="URL", help="mirror serving <name>.zip"
-    )
-    parser.set_defaults(func=run)

@@ -9,7 +9,6 @@ the service publishes, not a re-implementation of it.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,12 +22,11 @@ from sklearn.decomposition import TruncatedSVD
 from pipeline import plots
 from pipeline.cleaning import CleanData, clean
 from pipeline.indexing import group_codes, group_starts, positions_of
-from pipeline.io import write_json
+from pipeline.params import FAVORITE_CLUSTER, PERSONAL, RECOMMENDERS, PipelineParams
 from pipeline.personal import top_per_row
 from pipeline.ranking import popular_order
 from pipeline.readers import read_dataset
-from pipeline.run import Built, PipelineParams, build
-from pipeline.settings import data_dir, output_dir
+from pipeline.run import Built, build
 
 HOLDOUT = 0.2
 RELEVANT = 4.0
@@ -111,7 +109,7 @@ class Holdout:
     params: PipelineParams
     users: np.ndarray = field(init=False)  # evaluated users, ascending
     builds: dict[PipelineParams, Built] = field(default_factory=dict)
-    build_seconds: dict[str, float] = field(default_factory=dict)
+    build_seconds: dict[PipelineParams, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.users = np.unique(self.relevant["userId"].to_numpy())
@@ -131,11 +129,14 @@ class Holdout:
         if params not in self.builds:
             start = time.perf_counter()
             self.builds[params] = build(self.train, params)
-            self.build_seconds[params.recommender] = round(time.perf_counter() - start, 3)
+            self.build_seconds[params] = round(time.perf_counter() - start, 3)
         return self.builds[params]
 
+    def recommender_params(self, name: str) -> PipelineParams:
+        return replace(self.params, recommender=name)
+
     def recommender(self, name: str) -> Built:
-        return self.built(replace(self.params, recommender=name))
+        return self.built(self.recommender_params(name))
 
 
 def _rating_matrix(ratings: pd.DataFrame, users: np.ndarray, movies: np.ndarray) -> sp.csr_matrix:
@@ -182,7 +183,7 @@ def _popularity_rank(built: Built) -> np.ndarray:
 
 def _favorite_mask(holdout: Holdout, built: Built) -> Callable[[np.ndarray], np.ndarray]:
     """rows -> rows x movies: True inside each user's favorite cluster (the spec's rule)."""
-    fav = built.users[0]
+    fav = built.users.favorites
     at = positions_of(fav["userId"].to_numpy(), holdout.users)
     favorite = np.where(at >= 0, fav["favorite_cluster"].to_numpy()[at], -1)
     cluster = built.movies["cluster"].to_numpy()
@@ -196,13 +197,13 @@ def _random(holdout: Holdout) -> pd.DataFrame:
 
 
 def _popular(holdout: Holdout) -> pd.DataFrame:
-    rank = _popularity_rank(holdout.recommender("spec"))
+    rank = _popularity_rank(holdout.recommender(FAVORITE_CLUSTER))
     return _dense_lists(holdout, lambda rows: -rank)
 
 
 def _spec_random(holdout: Holdout) -> pd.DataFrame:
     """The spec's `.sample(n)` from the favorite cluster, seeded, without rated movies."""
-    built = holdout.recommender("spec")
+    built = holdout.recommender(FAVORITE_CLUSTER)
     inside = _favorite_mask(holdout, built)
     rng = np.random.default_rng(holdout.params.random_state)
     return _dense_lists(
@@ -212,7 +213,7 @@ def _spec_random(holdout: Holdout) -> pd.DataFrame:
 
 
 def _cluster_popular(holdout: Holdout) -> pd.DataFrame:
-    built = holdout.recommender("spec")
+    built = holdout.recommender(FAVORITE_CLUSTER)
     inside, rank = _favorite_mask(holdout, built), _popularity_rank(built)
     return _dense_lists(holdout, lambda rows: np.where(inside(rows), -rank, -np.inf))
 
@@ -233,23 +234,33 @@ class Method:
     lists: Callable[[Holdout], pd.DataFrame]
 
 
-METHODS: dict[str, Method] = {
+def _service_lists(name: str) -> Callable[[Holdout], pd.DataFrame]:
+    return lambda holdout: holdout.recommender(name).users.recommendations
+
+
+BASELINES: dict[str, Method] = {
     "random": Method("uniformly random unseen movies (seeded)", _random),
     "popular": Method("most rated unseen movies", _popular),
     "spec-random": Method(
         "the spec's literal method: a seeded random sample of the favorite cluster", _spec_random
     ),
     "cluster-popular": Method("the favorite cluster's most rated movies", _cluster_popular),
-    "spec": Method(
-        "the service with --method spec: favorite cluster by Bayesian score",
-        lambda h: h.recommender("spec").users[1],
+    "svd": Method(
+        "truncated SVD of the raw rating matrix (as many factors as the personal recommender)",
+        _svd,
     ),
-    "default": Method(
-        "the service's default: the user's best clusters, ranked by a personal score",
-        lambda h: h.recommender("default").users[1],
-    ),
-    "svd": Method("truncated SVD of the raw rating matrix (as many factors as the default)", _svd),
 }
+RECOMMENDER_METHODS: dict[str, Method] = {
+    FAVORITE_CLUSTER: Method(
+        "the service with --recommender favorite-cluster: favorite cluster by Bayesian score",
+        _service_lists(FAVORITE_CLUSTER),
+    ),
+    PERSONAL: Method(
+        "the service's default: the user's best clusters, ranked by a personal score",
+        _service_lists(PERSONAL),
+    ),
+}
+METHODS = BASELINES | RECOMMENDER_METHODS
 
 
 def evaluate(holdout: Holdout, methods: Sequence[str] = tuple(METHODS)) -> dict[str, dict]:
@@ -265,13 +276,13 @@ def _ablation_steps(k: int) -> list[tuple[str, Callable[[PipelineParams], Pipeli
     """Each step adds one idea to the previous one; the last are references, not steps."""
 
     def personal(params: PipelineParams, **changes) -> PipelineParams:
-        return replace(params, recommender="default", personal=replace(params.personal, **changes))
+        return replace(params, recommender=PERSONAL, personal=replace(params.personal, **changes))
 
     first = {"user_clusters": 1, "cluster_weighting": "count", "damping": 0.0}
     return [
         (
             "spec: favorite cluster by count, Bayesian score",
-            lambda p: replace(p, recommender="spec"),
+            lambda p: replace(p, recommender=FAVORITE_CLUSTER),
         ),
         (
             "personal score inside the spec's favorite cluster",
@@ -291,25 +302,16 @@ def _ablation_steps(k: int) -> list[tuple[str, Callable[[PipelineParams], Pipeli
 
 
 def ablation(holdout: Holdout) -> list[dict]:
-    """The default recommender built up step by step from the spec's method, each step scored."""
+    """The personal recommender built up step by step from the spec's method, each step scored
+    (`build_seconds`: the pipeline's time for that step's parameters)."""
     catalogue = len(holdout.train.movies)
     rows = []
     for label, change in _ablation_steps(holdout.params.k):
         params = change(holdout.params)
-        recs = holdout.built(params).users[1]
-        rows.append({"step": label} | score_lists(recs, holdout.relevant, catalogue))
+        recs = holdout.built(params).users.recommendations
+        scores = score_lists(recs, holdout.relevant, catalogue)
+        rows.append({"step": label} | scores | {"build_seconds": holdout.build_seconds[params]})
     return rows
-
-
-def table(rows: dict[str, dict]) -> str:
-    width = max(len("method"), *map(len, rows))
-    head = f"{'method':<{width}}" + "".join(f"{m:>10}" for m in METRICS)
-    lines = [head, "-" * len(head)]
-    lines += [
-        f"{name:<{width}}" + "".join(f"{row[m]:>10.4f}" for m in METRICS)
-        for name, row in rows.items()
-    ]
-    return "\n".join(lines)
 
 
 def bar_chart(results: dict[str, dict], path: Path) -> None:
@@ -327,12 +329,12 @@ def bar_chart(results: dict[str, dict], path: Path) -> None:
     plots.save(fig, path)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_evaluation(source: Path, baselines: Sequence[str], seed: int, with_ablation: bool) -> dict:
+    """The whole evaluation of a MovieLens folder, as the report `evaluation.json` holds."""
     start = time.perf_counter()
-    source = data_dir(args.data)
     data = clean(read_dataset(source))
-    holdout = Holdout.split(data, PipelineParams(random_state=args.seed, plots=False))
-    methods = evaluate(holdout, args.method or tuple(METHODS))
+    holdout = Holdout.split(data, PipelineParams(random_state=seed, plots=False))
+    methods = evaluate(holdout, [*baselines, *RECOMMENDERS])
     report = {
         "data_dir": str(Path(source).resolve()),
         "protocol": {
@@ -352,46 +354,11 @@ def run(args: argparse.Namespace) -> int:
         "parameters": asdict(holdout.params),
         "methods": {name: METHODS[name].description for name in methods},
         "results": methods,
-        "build_seconds": holdout.build_seconds,
+        "build_seconds": {
+            name: holdout.build_seconds[holdout.recommender_params(name)] for name in RECOMMENDERS
+        },
     }
-    print(table(methods))
-    if args.ablation:
+    if with_ablation:
         report["ablation"] = ablation(holdout)
-        print()
-        print(table({row["step"]: row for row in report["ablation"]}))
     report["seconds"] = round(time.perf_counter() - start, 3)
-    out = output_dir(args.out)
-    write_json(report, out / "evaluation.json")
-    if not args.no_plot:
-        bar_chart(methods, out / "plots" / "evaluation.png")
-    print(f"{len(holdout.users)} users evaluated in {report['seconds']:.2f} s; "
-          f"wrote {out / 'evaluation.json'}")  # fmt: skip
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score top-10 lists of every method on held-out ratings",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data", help="MovieLens folder (default: $MOVIEREC_DATA)")
-    parser.add_argument("--out", help="where evaluation.json and plots/ go (default: output/)")
-    parser.add_argument(
-        "--method",
-        action="append",
-        choices=tuple(METHODS),
-        help="a method to score; repeat for several (default: all)",
-    )
-    parser.add_argument(
-        "--ablation", action="store_true", help="also score the default recommender step by step"
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=PipelineParams().random_state,
-        help="seed of the pipeline and of the random methods",
-    )
-    parser.add_argument("--no-plot", action="store_true")
-    parser.set_defaults(func=run)
+    return report

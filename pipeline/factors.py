@@ -15,6 +15,7 @@ from sklearn.utils.extmath import randomized_svd
 from threadpoolctl import threadpool_limits
 
 from pipeline.indexing import group_codes, positions_of
+from pipeline.scaling import user_zscores
 
 PREFIX = "factor_"
 SVD_ITERATIONS = 2  # 2 to 5 gave lists of the same quality on ml-latest-small; 2 costs least
@@ -28,16 +29,9 @@ def preference(codes: np.ndarray, rating: np.ndarray, n_users: int) -> np.ndarra
     """max(0, 1 + z) with z the rating's z-score among its user's ratings.
 
     Above-average ratings weigh more, and a rating more than one standard deviation below the
-    user's mean weighs nothing. Sums of half-star ratings and their squares are exact in
-    float64, so a user's weights do not depend on row order or on the other users in the batch.
+    user's mean weighs nothing.
     """
-    r = np.asarray(rating, np.float64)
-    n = np.maximum(np.bincount(codes, minlength=n_users), 1)
-    mean = np.bincount(codes, r, n_users) / n
-    std = np.sqrt(np.maximum(np.bincount(codes, r * r, n_users) / n - mean * mean, 0.0))
-    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
-    z = (r - mean[codes]) * inverse[codes]
-    return np.maximum(z + 1.0, 0.0)
+    return np.maximum(user_zscores(codes, rating, n_users) + 1.0, 0.0)
 
 
 def user_matrix(

@@ -11,21 +11,15 @@ from sklearn.pipeline import Pipeline
 from pipeline.clustering import make_clusterer
 from pipeline.factors import factor_columns
 from pipeline.features import MovieFeaturizer
+from pipeline.params import PipelineParams
 
 
-def build_model(
-    k: int = 10,
-    algorithm: str = "minibatch",
-    batch_size: int = 1000,
-    random_state: int = 42,
-    scaling: str = "zscore",
-    tag_features: int = 0,
-    factor_weight: float = 1.0,
-) -> Pipeline:
-    return Pipeline([
-        ("features", MovieFeaturizer(scaling, tag_features, factor_weight=factor_weight)),
-        ("cluster", make_clusterer(k, algorithm, batch_size, random_state)),
-    ])  # fmt: skip
+def build_model(params: PipelineParams) -> Pipeline:
+    featurizer = MovieFeaturizer(
+        params.scaling, params.tag_features, factor_weight=params.factor_weight
+    )
+    clusterer = make_clusterer(params.k, params.algorithm, params.batch_size, params.random_state)
+    return Pipeline([("features", featurizer), ("cluster", clusterer)])
 
 
 def assign_movie(

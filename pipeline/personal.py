@@ -1,4 +1,4 @@
-"""The default recommender's per-user step: candidates from the user's best clusters, ranked.
+"""The personal recommender's per-user step: candidates from the user's best clusters, ranked.
 
 A user's clusters are weighted by how much the user liked the movies they rated there
 (`pipeline.factors.preference`), the best few supply the candidates, and candidates are ranked
@@ -12,32 +12,25 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-WEIGHTINGS = ("rating", "count")
+from pipeline.params import PersonalOptions
+
 USER_CHUNK = 4096  # users scored together; bounds the score blocks to a few tens of MB
 WORKERS = os.cpu_count() or 1
 GRID = 2.0**20  # scores are exact on this grid, so BLAS summation order cannot change a list
 
 
-@dataclass(frozen=True)
-class PersonalOptions:
-    user_clusters: int = 2  # clusters a user's candidates come from
-    cluster_weighting: str = "rating"  # "count": the spec's most-rated rule
-    damping: float = 0.3  # shrinks popular movies' large factor norms: less blockbuster-only lists
-    candidates: int = 500  # per cluster, the most-rated movies that may be recommended
+class Picks(NamedTuple):
+    """Recommended (user row, movie position, score) triples, each user's in rank order."""
 
-    def __post_init__(self) -> None:
-        if self.cluster_weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"unknown cluster weighting {self.cluster_weighting!r}; "
-                f"choose from {', '.join(WEIGHTINGS)}"
-            )
-        if self.user_clusters < 1 or self.candidates < 1:
-            raise ValueError("user_clusters and candidates must be at least 1")
+    user: np.ndarray
+    movie: np.ndarray
+    score: np.ndarray
 
 
 def _on_grid(x: np.ndarray) -> np.ndarray:
@@ -52,7 +45,7 @@ def _unit_max(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Personal:
-    """Movie-side data of the default recommender, indexed by catalogue position."""
+    """Movie-side data of the personal recommender, indexed by catalogue position."""
 
     factors: np.ndarray  # movies x d (float64): folds a user's preferences into the embedding
     scoring: np.ndarray  # movies x d, damped and on the grid: what user vectors are scored against
@@ -100,8 +93,8 @@ class Personal:
 
     def lists(
         self, matrix: sp.csr_matrix, top: np.ndarray, cluster: np.ndarray, depth: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(user row, movie position, score) in rank order: up to `depth` unseen movies per user.
+    ) -> Picks:
+        """Up to `depth` unseen movies per user, best first.
 
         `matrix`: users x movies preferences (every rated movie is an entry, zeros included);
         `top`: the users' clusters from `top_clusters`. Chunks of users run on WORKERS threads
@@ -114,8 +107,8 @@ class Personal:
                 range(0, n, USER_CHUNK),
             ))  # fmt: skip
         if not parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+            return Picks(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+        return Picks(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def _chunk(
         self,
@@ -125,7 +118,7 @@ class Personal:
         depth: int,
         lo: int,
         hi: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> Picks:
         rows = matrix[lo:hi]
         users = _on_grid(_unit_max(rows @ self.factors))
         mine = top[lo:hi]
@@ -148,7 +141,7 @@ class Personal:
         movie = np.take_along_axis(movie, order, axis=1)
         ok = np.isfinite(score)
         user = np.broadcast_to(np.arange(lo, hi)[:, None], ok.shape)
-        return user[ok], movie[ok], score[ok]
+        return Picks(user[ok], movie[ok], score[ok])
 
 
 def _seen_candidates(

@@ -32,7 +32,7 @@ def cluster_sizes(labels: np.ndarray, k: int, path: Path) -> None:
     save(fig, path)
 
 
-def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int = 42) -> None:
+def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int) -> None:
     """Sampled, so the picture stays readable and cheap at any catalogue size."""
     rows = np.arange(len(X))
     if len(X) > SCATTER_SAMPLE:

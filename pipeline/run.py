@@ -9,22 +9,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from pipeline import io, plots
 from pipeline.analysis import cluster_summary, genre_share
+from pipeline.artifacts import RATINGS_ROW_GROUP, OutputFolder, UserLists, VersionFolder
 from pipeline.cleaning import CleanData, clean
 from pipeline.clustering import choose_k, cluster_metrics
 from pipeline.factors import movie_factors
 from pipeline.features import movie_stats, tag_documents
 from pipeline.model import build_model
-from pipeline.personal import PersonalOptions
+from pipeline.params import PERSONAL, PipelineParams
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
 from pipeline.readers import read_dataset
 from pipeline.scaling import standardize_per_user
@@ -44,43 +46,18 @@ STAGES = (
     "plots",
     "write",
 )
-RATINGS_ROW_GROUP = 1 << 18
-RECOMMENDERS = ("default", "spec")
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "pyarrow", "joblib")
-
-
-@dataclass(frozen=True)
-class PipelineParams:
-    k: int = 10
-    algorithm: str = "minibatch"
-    batch_size: int = 1000
-    random_state: int = 42
-    scaling: str = "zscore"
-    prior_count: float = 10.0
-    list_depth: int = 50
-    tag_features: int = 0
-    choose_k: tuple[int, ...] = ()  # when given, k is the best of these by silhouette
-    plots: bool = True
-    recommender: str = "default"  # "spec": the favorite cluster ranked by the Bayesian score
-    factors: int = 32  # size of the collaborative movie embedding (default recommender)
-    factor_weight: float = 1.0  # the embedding's weight among the clustering features
-    personal: PersonalOptions = field(default_factory=PersonalOptions)
-
-    def __post_init__(self) -> None:
-        if self.recommender not in RECOMMENDERS:
-            raise ValueError(
-                f"unknown recommender {self.recommender!r}; choose from {', '.join(RECOMMENDERS)}"
-            )
-        if self.recommender == "default" and self.factors < 1:
-            raise ValueError("the default recommender needs at least 1 factor")
 
 
 @dataclass
 class TrainResult:
-    version: str
-    version_dir: Path
+    folder: VersionFolder
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.folder.version
 
 
 class _Stages:
@@ -116,22 +93,23 @@ def _movie_frame(data: CleanData, params: PipelineParams) -> pd.DataFrame:
     return movies
 
 
-def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> tuple:
-    model = build_model(
-        params.k,
-        params.algorithm,
-        params.batch_size,
-        params.random_state,
-        params.scaling,
-        params.tag_features,
-        params.factor_weight,
-    )
+@dataclass
+class FittedClusters:
+    """The fitted model, the feature matrix it clustered, each movie's label and the quality."""
+
+    model: Pipeline
+    X: np.ndarray
+    labels: np.ndarray
+    k: int
+    metrics: dict
+
+
+def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedClusters:
+    model = build_model(params)
     k, scores = params.k, {}
     if params.choose_k:
-        X = model[:-1].fit_transform(movies)
-        k, scores = choose_k(
-            X, params.choose_k, params.algorithm, params.batch_size, params.random_state
-        )
+        chosen = choose_k(model[:-1].fit_transform(movies), params.choose_k, params)
+        k, scores = chosen.k, chosen.silhouettes
         model.set_params(cluster__n_clusters=k)
     model.fit(movies)
     X = model[:-1].transform(movies)
@@ -139,7 +117,7 @@ def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> tuple:
     metrics = cluster_metrics(X, labels, model[-1].inertia_, random_state=params.random_state)
     if scores:
         metrics["silhouette_by_k"] = {str(key): value for key, value in scores.items()}
-    return model, X, labels, k, metrics
+    return FittedClusters(model, X, labels, k, metrics)
 
 
 def _library_versions() -> dict[str, str]:
@@ -150,7 +128,7 @@ def _library_versions() -> dict[str, str]:
 class Built:
     """Everything the pipeline derives from clean data, before anything is written."""
 
-    model: object
+    model: Pipeline
     X: np.ndarray
     movies: pd.DataFrame
     k: int
@@ -160,7 +138,7 @@ class Built:
     similar: pd.DataFrame
     standardized: pd.DataFrame
     global_mean: float
-    users: tuple[pd.DataFrame, pd.DataFrame] | None
+    users: UserLists | None
 
 
 def build(
@@ -177,31 +155,42 @@ def build(
         ).drop(columns="timestamp")
     with stages("features"):
         movies = _movie_frame(data, params)
-    if params.recommender == "default":
+    if params.recommender == PERSONAL:
         with stages("factors"):
             movies = movie_factors(movies, data.ratings, params.factors, params.random_state)
     with stages("cluster"):
-        model, X, labels, k, metrics = _fit_clusters(movies, params)
+        fitted = _fit_clusters(movies, params)
         global_mean = float(data.ratings["rating"].mean())
         movies = movies.assign(
-            cluster=labels.astype(np.int32),
+            cluster=fitted.labels.astype(np.int32),
             score=bayesian_score(
                 movies["n_ratings"], movies["avg_rating"], global_mean, params.prior_count
             ),
         )
     with stages("analyse"):
-        summary = cluster_summary(movies, k)
+        summary = cluster_summary(movies, fitted.k)
     with stages("lists"):
         popular = popular_list(movies, params.list_depth)
-        similar = similar_movies(X, movies, params.list_depth)
+        similar = similar_movies(fitted.X, movies, params.list_depth)
     users = None
     if with_users:
         with stages("users"):
-            personal = params.personal if params.recommender == "default" else None
-            catalog = Catalog.from_movies(movies, k, params.list_depth, personal)
+            catalog = Catalog.from_movies(
+                movies, fitted.k, params.list_depth, params.personal_options
+            )
             users = recommend_users(data.ratings, catalog)
     return Built(
-        model, X, movies, k, metrics, summary, popular, similar, standardized, global_mean, users
+        model=fitted.model,
+        X=fitted.X,
+        movies=movies,
+        k=fitted.k,
+        metrics=fitted.metrics,
+        summary=summary,
+        popular=popular,
+        similar=similar,
+        standardized=standardized,
+        global_mean=global_mean,
+        users=users,
     )
 
 
@@ -213,7 +202,7 @@ def _run(
     with_users: bool,
 ) -> TrainResult:
     """Large files are written on a background thread while the later stages compute."""
-    out = Path(out_dir)
+    out = OutputFolder(Path(out_dir))
     stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
     with stages("read"):
         raw = read_dataset(data_dir)
@@ -224,23 +213,23 @@ def _run(
         del raw
     started = datetime.now(UTC)
     version = f"{started:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
-    staging = out / "models" / f".{version}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = VersionFolder(out.models.staging(version))
+    shutil.rmtree(staging.path, ignore_errors=True)
+    staging.path.mkdir(parents=True)
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending = [writer.submit(_write_cleaned, out, staging, data)]
         built = build(data, params, stages, with_users)
-        pending.append(writer.submit(_write_frame, built.standardized, out, "standardized_ratings"))
+        pending.append(writer.submit(_write_frame, built.standardized, out.standardized_ratings))
         if params.plots:
             with stages("plots"):
-                _plots(out / "plots", built, params)
+                _plots(out, built, params)
         metadata = {
             "version": version,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_dir": str(Path(data_dir).resolve()),
             "data_fingerprint": fingerprint,
             "layout": data.report["layout"],
-            "parameters": asdict(params) | {"k": built.k, "choose_k": list(params.choose_k)},
+            "parameters": params.to_metadata(built.k),
             "metrics": built.metrics,
             "counts": {
                 "movies": len(built.movies),
@@ -256,76 +245,61 @@ def _run(
             _write_built(staging, built, metadata)
             for job in pending:
                 job.result()
-            version_dir = _publish(staging, version, built.users is not None)
-            _write_top_level(out, version_dir, built)
+            final = out.models.promote(version)
+            if built.users is not None:  # a train() run's lists come later, with LATEST
+                out.models.write_latest(version)
+            _write_top_level(out, final, built)
     metadata["timings"] = stages.timings
-    return TrainResult(version, version_dir, stages.timings, metadata)
+    return TrainResult(final, stages.timings, metadata)
 
 
-def _plots(folder: Path, built: Built, params: PipelineParams) -> None:
+def _plots(out: OutputFolder, built: Built, params: PipelineParams) -> None:
     labels = built.movies["cluster"].to_numpy()
-    plots.cluster_sizes(labels, built.k, folder / "cluster_sizes.png")
-    plots.pca_scatter(built.X, labels, folder / "cluster_pca.png", params.random_state)
-    plots.genre_heatmap(genre_share(built.movies, built.k), folder / "genre_share.png")
+    plots.cluster_sizes(labels, built.k, out.plot("cluster_sizes"))
+    plots.pca_scatter(built.X, labels, out.plot("cluster_pca"), params.random_state)
+    plots.genre_heatmap(genre_share(built.movies, built.k), out.plot("genre_share"))
 
 
-def _write_frame(frame: pd.DataFrame, out: Path, name: str) -> None:
+def _write_frame(frame: pd.DataFrame, stem: Path) -> None:
     """A CSV for people and a Parquet copy for fast reloads."""
-    io.write_csv(frame, out / f"{name}.csv")
-    io.write_parquet(frame, out / f"{name}.parquet")
+    io.write_csv(frame, stem.with_suffix(".csv"))
+    io.write_parquet(frame, stem.with_suffix(".parquet"))
 
 
-def _write_cleaned(out: Path, staging: Path, data: CleanData) -> None:
-    io.write_json(data.report, out / "cleaning_report.json")
-    _write_frame(data.movies, out, "cleaned_movies")
-    _write_frame(data.tags, out, "cleaned_tags")
+def _write_cleaned(out: OutputFolder, staging: VersionFolder, data: CleanData) -> None:
+    io.write_json(data.report, out.cleaning_report)
+    _write_frame(data.movies, out.cleaned_movies)
+    _write_frame(data.tags, out.cleaned_tags)
     processed = data.tags.groupby(["movieId", "filtered"], as_index=False).size()
     processed = processed.rename(columns={"filtered": "tag", "size": "count"})
-    io.write_csv(processed, out / "processed_tags.csv")
-    io.write_parquet(data.ratings, staging / "ratings.parquet", row_group_size=RATINGS_ROW_GROUP)
-    io.write_csv(data.ratings, out / "cleaned_ratings.csv")
-    io.link_or_copy(staging / "ratings.parquet", out / "cleaned_ratings.parquet")
+    io.write_csv(processed, out.processed_tags)
+    io.write_parquet(data.ratings, staging.ratings, row_group_size=RATINGS_ROW_GROUP)
+    io.write_csv(data.ratings, out.cleaned_ratings.with_suffix(".csv"))
+    io.link_or_copy(staging.ratings, out.cleaned_ratings.with_suffix(".parquet"))
 
 
-def _write_built(staging: Path, built: Built, metadata: dict) -> None:
-    io.dump_joblib(built.model, staging / "kmeans_model.pkl")
-    io.write_parquet(
-        built.movies.drop(columns=["tags"], errors="ignore"), staging / "movies.parquet"
-    )
-    io.write_json(built.summary, staging / "cluster_summary.json")
-    io.write_parquet(built.popular, staging / "popular.parquet")
-    io.write_parquet(built.similar, staging / "movie_similar.parquet")
+def _write_built(staging: VersionFolder, built: Built, metadata: dict) -> None:
+    io.dump_joblib(built.model, staging.model)
+    io.write_parquet(built.movies.drop(columns=["tags"], errors="ignore"), staging.movies)
+    io.write_json(built.summary, staging.summary)
+    io.write_parquet(built.popular, staging.popular)
+    io.write_parquet(built.similar, staging.similar)
     if built.users is not None:
-        io.write_parquet(built.users[0], staging / "user_favorites.parquet")
-        io.write_parquet(built.users[1], staging / "user_recommendations.parquet")
-    io.write_json(metadata, staging / "metadata.json")
+        staging.write_users(built.users)
+    io.write_json(metadata, staging.metadata)
 
 
-def _publish(staging: Path, version: str, complete: bool) -> Path:
-    """One rename makes the folder appear whole; LATEST names it once it has the user lists.
-
-    A `train()` folder gets its user lists from the serving side, which moves LATEST itself.
-    """
-    final = staging.parent / version
-    staging.rename(final)
-    if complete:
-        io.write_text(version + "\n", staging.parent / "LATEST")
-    return final
-
-
-def _write_top_level(out: Path, version_dir: Path, built: Built) -> None:
+def _write_top_level(out: OutputFolder, version: VersionFolder, built: Built) -> None:
     clusters = built.movies[["movieId", "title", "genres", "cluster"]]
-    io.write_csv(clusters, out / "clusters_movies.csv")
-    io.link_or_copy(version_dir / "kmeans_model.pkl", out / "kmeans_model.pkl")
-    io.link_or_copy(version_dir / "cluster_summary.json", out / "cluster_summary.json")
+    io.write_csv(clusters, out.clusters_movies)
+    io.link_or_copy(version.model, out.model)
+    io.link_or_copy(version.summary, out.summary)
     if built.users is None:  # a train() run: the old lists belong to the previous clusters
-        (out / "user_favorites.csv").unlink(missing_ok=True)
-        (out / "user_recommendations.parquet").unlink(missing_ok=True)
+        out.favorites.unlink(missing_ok=True)
+        out.recommendations.unlink(missing_ok=True)
         return
-    io.write_csv(built.users[0], out / "user_favorites.csv")
-    io.link_or_copy(
-        version_dir / "user_recommendations.parquet", out / "user_recommendations.parquet"
-    )
+    io.write_csv(built.users.favorites, out.favorites)
+    io.link_or_copy(version.recommendations, out.recommendations)
 
 
 def train(

@@ -7,6 +7,9 @@ import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
+from pipeline.errors import check_choice
+from pipeline.indexing import group_codes
+
 SCALERS: dict[str, type[TransformerMixin]] = {
     "zscore": StandardScaler,
     "minmax": MinMaxScaler,
@@ -15,21 +18,35 @@ SCALERS: dict[str, type[TransformerMixin]] = {
 
 
 def make_scaler(method: str) -> TransformerMixin:
-    if method not in SCALERS:
-        raise ValueError(f"unknown scaling {method!r}; choose from {', '.join(SCALERS)}")
-    return SCALERS[method]()
+    return SCALERS[check_choice("scaling", method, SCALERS)]()
 
 
-def standardize_per_user(ratings: pd.DataFrame, method: str = "zscore") -> np.ndarray:
+def user_zscores(codes: np.ndarray, rating: np.ndarray, n_users: int) -> np.ndarray:
+    """Each rating's z-score among its user's ratings (`codes`: the user of each row, 0..n-1).
+
+    A user whose ratings are all equal has no spread; their ratings map to 0. Sums of half-star
+    ratings and their squares are exact in float64, so a user's values depend neither on row
+    order nor on the other users in the batch: one user refreshed alone gets the batch values.
+    """
+    r = np.asarray(rating, np.float64)
+    n = np.maximum(np.bincount(codes, minlength=n_users), 1)
+    mean = np.bincount(codes, r, n_users) / n
+    std = np.sqrt(np.maximum(np.bincount(codes, r * r, n_users) / n - mean * mean, 0.0))
+    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    return (r - mean[codes]) * inverse[codes]
+
+
+def standardize_per_user(ratings: pd.DataFrame, method: str) -> np.ndarray:
     """Each user's ratings on that user's own scale: a 4 from a harsh rater means more.
 
     A user whose ratings are all equal has no spread; their ratings map to 0.
     """
+    if method == "zscore":
+        codes, users = group_codes(ratings["userId"])
+        return user_zscores(codes, ratings["rating"].to_numpy(), len(users)).astype(np.float32)
     by_user = ratings.groupby("userId", sort=False)["rating"]
     x = ratings["rating"].to_numpy(np.float64)
-    if method == "zscore":
-        centre, spread = by_user.transform("mean"), by_user.transform("std", ddof=0)
-    elif method == "minmax":
+    if method == "minmax":
         centre = by_user.transform("min")
         spread = by_user.transform("max") - centre
     elif method == "robust":

@@ -10,9 +10,7 @@ seed gives byte-identical files and 25M ratings take seconds, not hours.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from pipeline.errors import ParameterError
 from pipeline.io import atomic_path
 
 MIN_RATINGS_PER_USER = 20
@@ -84,7 +83,7 @@ class Shape:
     @classmethod
     def for_ratings(cls, ratings: int) -> Shape:
         if ratings < MIN_RATINGS_PER_USER:
-            raise ValueError(f"need at least {MIN_RATINGS_PER_USER} ratings, got {ratings}")
+            raise ParameterError(f"need at least {MIN_RATINGS_PER_USER} ratings, got {ratings}")
         users = min(max(round(ratings / RATINGS_PER_USER), 1), ratings // MIN_RATINGS_PER_USER)
         movies = round(MOVIES_AT_ONE_RATING * ratings**MOVIES_EXPONENT)
         return cls(ratings, users, movies)
@@ -302,35 +301,3 @@ def synthesize(n_ratings: int, out: str | Path, seed: int = 42) -> SynthData:
     data = generate(n_ratings, seed)
     write(data, out)
     return data
-
-
-def _rating_count(text: str) -> int:
-    value = int(text)
-    if value < MIN_RATINGS_PER_USER:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_RATINGS_PER_USER}")
-    return value
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        data = synthesize(args.ratings, args.out, args.seed)
-    except OSError as exc:
-        print(f"movierec: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {data.ratings.num_rows:,} ratings by {Shape.for_ratings(args.ratings).users:,} "
-        f"users on {len(data.movies):,} movies and {data.tags.num_rows:,} tags to {args.out}"
-    )
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "synth",
-        help="write MovieLens-shaped synthetic data",
-        description="Generate movies.csv, ratings.csv and tags.csv in the ml-latest layout.",
-    )
-    parser.add_argument("--ratings", required=True, type=_rating_count, metavar="N")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.set_defaults(func=run)

@@ -6,18 +6,18 @@ one worker, or a single user refreshed on demand.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.factors import PREFIX, preference, user_matrix
 from pipeline.indexing import group_codes, group_starts, positions_of
-from pipeline.personal import Personal, PersonalOptions
+from pipeline.params import PersonalOptions
+from pipeline.personal import Personal
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
 
@@ -35,13 +35,13 @@ class Catalog:
     cluster_start: np.ndarray  # where each cluster begins in `ranked` (k + 1 entries)
     rank_in_cluster: np.ndarray  # position of each movie inside its cluster's ranking
     popular: np.ndarray  # positions by popularity
-    personal: Personal | None = None  # the default recommender; None: the spec's favorite cluster
+    personal: Personal | None = None  # the personal recommender; None: the favorite cluster
 
     @classmethod
     def from_movies(
         cls, movies: pd.DataFrame, k: int, depth: int, options: PersonalOptions | None = None
     ) -> Catalog:
-        """With `options` and the movies' factor columns, the default recommender makes lists."""
+        """With `options` and the movies' factor columns, the personal recommender makes lists."""
         movies = movies.sort_values("movieId", ignore_index=True)
         cluster = movies["cluster"].to_numpy(np.int64)
         ranked = cluster_order(movies)
@@ -67,26 +67,21 @@ class Catalog:
         )
 
 
-def load_catalog(version_dir: str | Path) -> Catalog:
-    version_dir = Path(version_dir)
-    parameters = json.loads((version_dir / "metadata.json").read_text())["parameters"]
-    movies = pd.read_parquet(version_dir / "movies.parquet")
-    options = None
-    if parameters.get("recommender") == "default":
-        options = PersonalOptions(**parameters["personal"])
-    return Catalog.from_movies(movies, parameters["k"], parameters["list_depth"], options)
+def load_catalog(folder: VersionFolder) -> Catalog:
+    params = folder.params()
+    movies = pd.read_parquet(folder.movies)
+    return Catalog.from_movies(movies, params.k, params.list_depth, params.personal_options)
 
 
-def user_ids(version_dir: str | Path) -> np.ndarray:
-    column = pq.read_table(Path(version_dir) / "ratings.parquet", columns=["userId"])["userId"]
+def user_ids(folder: VersionFolder) -> np.ndarray:
+    column = pq.read_table(folder.ratings, columns=["userId"])["userId"]
     return np.unique(column.to_numpy())
 
 
-def read_user_ratings(version_dir: str | Path, user_lo: int, user_hi: int) -> pd.DataFrame:
+def read_user_ratings(folder: VersionFolder, user_lo: int, user_hi: int) -> pd.DataFrame:
     """Ratings of users in [user_lo, user_hi]; row groups outside the range are not read."""
     return pd.read_parquet(
-        Path(version_dir) / "ratings.parquet",
-        filters=[("userId", ">=", user_lo), ("userId", "<=", user_hi)],
+        folder.ratings, filters=[("userId", ">=", user_lo), ("userId", "<=", user_hi)]
     )
 
 
@@ -116,17 +111,23 @@ def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """Each user's favorite cluster by the spec's rule: the cluster with most of the user's
     rated movies, ties to the lowest id (`n_c*`: the counts).
 
-    The default recommender also ranks a user's clusters by how much the user liked the movies
+    The personal recommender also ranks a user's clusters by how much the user liked the movies
     rated there (summed preference, the `w_c*` columns) and draws from the best of those.
     """
-    return _user_clusters(ratings, Rated.index(ratings, catalog), catalog)[0]
+    return _user_clusters(ratings, Rated.index(ratings, catalog), catalog).favorites
 
 
-def _user_clusters(
-    ratings: pd.DataFrame, rated: Rated, catalog: Catalog
-) -> tuple[pd.DataFrame, np.ndarray | None, sp.csr_matrix | None]:
-    """Favorites; with the default recommender also each user's top clusters and the
+@dataclass
+class UserClusters:
+    """Favorites; with the personal recommender also each user's top clusters and the
     users x movies preference matrix they were weighted by."""
+
+    favorites: pd.DataFrame
+    top: np.ndarray | None = None
+    preferences: sp.csr_matrix | None = None
+
+
+def _user_clusters(ratings: pd.DataFrame, rated: Rated, catalog: Catalog) -> UserClusters:
     users, counts = rated.users, cluster_counts(rated, catalog)
     frame = pd.DataFrame(
         {
@@ -138,14 +139,14 @@ def _user_clusters(
     columns = [pd.DataFrame(counts, columns=[f"n_c{c}" for c in range(catalog.k)])]
     personal = catalog.personal
     if personal is None:
-        return pd.concat([frame, *columns], axis=1), None, None
+        return UserClusters(pd.concat([frame, *columns], axis=1))
     n = len(users)
     liking = preference(rated.codes, ratings["rating"].to_numpy(), n)
     matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
     liked = _liked_per_cluster(matrix, catalog)
     top = personal.top_clusters(liked if personal.options.cluster_weighting == "rating" else counts)
     columns.append(pd.DataFrame(liked, columns=[f"w_c{c}" for c in range(catalog.k)]))
-    return pd.concat([frame, *columns], axis=1), top, matrix
+    return UserClusters(pd.concat([frame, *columns], axis=1), top, matrix)
 
 
 def _liked_per_cluster(matrix: sp.csr_matrix, catalog: Catalog) -> np.ndarray:
@@ -212,22 +213,24 @@ def _popular_unpicked(
     return found[ok], catalog.popular[slot[ok]]
 
 
-def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
+def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
     """Favorites and, per user, a list of `depth` unseen movies.
 
-    Spec catalogue: the best-scored movies of the favorite cluster (`score`: the movie's
-    Bayesian score). Default recommender: the movies of the user's top clusters that score
+    Favorite-cluster recommender: the best-scored movies of the favorite cluster (`score`: the
+    movie's Bayesian score). Personal recommender: the movies of the user's top clusters that score
     highest for this user (`pipeline.personal`; `score`: that personal score). When the clusters
     run out, the list continues with the most popular unseen movies (source "popular").
     """
     rated = Rated.index(ratings, catalog)
-    fav, top, matrix = _user_clusters(ratings, rated, catalog)
-    favorite = fav["favorite_cluster"].to_numpy(np.int64)
-    if top is None:
+    clusters = _user_clusters(ratings, rated, catalog)
+    favorite = clusters.favorites["favorite_cluster"].to_numpy(np.int64)
+    if clusters.top is None:
         user, movie = _best_in_favorite(catalog, rated, favorite)
         score = catalog.score[movie]
     else:
-        user, movie, score = catalog.personal.lists(matrix, top, catalog.cluster, catalog.depth)
+        user, movie, score = catalog.personal.lists(
+            clusters.preferences, clusters.top, catalog.cluster, catalog.depth
+        )
     source = np.zeros(len(user), np.int8)
     got = np.bincount(user, minlength=len(favorite))
     short = np.flatnonzero(got < catalog.depth)
@@ -246,4 +249,4 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFra
         "cluster": catalog.cluster[movie].astype(np.int32),
         "source": pd.Categorical.from_codes(source, SOURCES),
     })  # fmt: skip
-    return fav, out
+    return UserLists(clusters.favorites, out)

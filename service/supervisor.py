@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from service.errors import ServiceError
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -23,7 +25,7 @@ class Shutdown(Exception):
     """SIGINT or SIGTERM reached the supervisor."""
 
 
-class ChildExited(RuntimeError):
+class ChildExited(ServiceError):
     """A child stopped on its own; the service cannot run without it."""
 
 

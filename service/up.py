@@ -12,7 +12,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,10 +22,12 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from cache.publish import ensure_active
 from cache.redis_client import redis_from_url
 from cache.settings import REPO, Settings, get_settings
+from service.bootstrap import ensure_active
 from service.embedded_redis import start_redis
+from service.errors import ServiceError
+from service.polling import wait_until
 from service.supervisor import Supervisor
 from tasks.celery_app import make_celery
 from tasks.jobs import Submission, job_status, submit_retrain
@@ -74,15 +75,15 @@ def run_up(options: UpOptions) -> int:
 
 
 def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) -> str:
-    folder = get_settings().out_dir / "redis"
+    folder = get_settings().output.redis
     stack.enter_context(_exclusive(folder))
-    _, url = start_redis(
+    server = start_redis(
         folder,
         port,
         spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
     )
-    say(f"embedded Redis {url} (data in {folder})")
-    return url
+    say(f"embedded Redis {server.url} (data in {folder})")
+    return server.url
 
 
 def _export_child_settings() -> None:
@@ -102,43 +103,48 @@ def started_job(submission: Submission) -> str:
     if submission.accepted and submission.job_id is not None:
         return submission.job_id
     running = f"retrain {submission.job_id} is running" if submission.job_id else "lock contended"
-    raise RuntimeError(f"could not start the first training ({running}); try again when it ends")
+    raise ServiceError(f"could not start the first training ({running}); try again when it ends")
 
 
 def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor, timeout: float) -> dict:
     """Wait for the job to end; `timeout` is the lock's TTL, the longest a live retrain can run."""
-    deadline = time.monotonic() + timeout
     last = None
-    while True:
+
+    def finished() -> dict | None:
+        nonlocal last
         children.check()
         status = job_status(app, r, job_id) or {"state": "PENDING", "progress": None}
         if status["state"] == "SUCCESS":
             return status["result"]
         if status["state"] == "FAILURE":
-            raise RuntimeError(f"training failed: {status['error']}")
+            raise ServiceError(f"training failed: {status['error']}")
         progress = status["progress"] or {"stage": status["state"].lower(), "percent": 0}
         line = f"[{progress['percent']:5.1f}%] {progress['stage']}"
         if line != last:
             say(line)
             last = line
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"training job {job_id} did not finish within {timeout:.0f} s")
-        time.sleep(0.5)
+        return None
+
+    return wait_until(
+        finished,
+        timeout,
+        0.5,
+        lambda: f"training job {job_id} did not finish within {timeout:.0f} s",
+    )
 
 
 def _wait_healthy(url: str, children: Supervisor, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def healthy() -> bool | None:
         children.check()
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+                return True if response.status == 200 else None
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not report healthy within {timeout:.0f} s")
-        time.sleep(0.2)
+            return None
+
+    wait_until(
+        healthy, timeout, 0.2, lambda: f"{url} did not report healthy within {timeout:.0f} s"
+    )
 
 
 def _print_ready(base: str, settings: Settings) -> None:
@@ -166,5 +172,5 @@ def _exclusive(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another `movierec up` is using {folder}") from None
+            raise ServiceError(f"another `movierec up` is using {folder}") from None
         yield

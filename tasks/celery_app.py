@@ -56,6 +56,13 @@ def beat_schedule(settings: Settings) -> dict:
     }
 
 
+def time_limits(hard_limit: int) -> dict[str, int]:
+    """Task options: the hard limit, and a soft one a tenth (at least 5 s) before it, which
+    leaves the task time to clean up after SoftTimeLimitExceeded."""
+    soft = max(1, hard_limit - max(5, hard_limit // 10))
+    return {"time_limit": hard_limit, "soft_time_limit": soft}
+
+
 def make_celery(settings: Settings) -> Celery:
     app = Celery("movierec", include=["tasks.retrain", "tasks.refresh", "tasks.cleanup"])
     app.conf.update(celery_config(settings))

@@ -11,20 +11,13 @@ import uuid
 from dataclasses import dataclass
 
 import redis
-from celery import Celery, chord
+from celery import Celery
 from celery.result import AsyncResult
 
 from cache import keys
 from cache.lock import TokenLock
 from cache.settings import Settings
-from tasks.celery_app import (
-    RESULT_TTL_SECONDS,
-    TASK_PUBLISH,
-    TASK_REFRESH_USER,
-    TASK_RELEASE_LOCK,
-    TASK_RETRAIN,
-    TASK_USERS_CHUNK,
-)
+from tasks.celery_app import RESULT_TTL_SECONDS, TASK_REFRESH_USER, TASK_RETRAIN
 
 ERROR_CHARS = 300
 
@@ -83,19 +76,6 @@ def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submissio
         lock.release(job_id)
         raise
     return Submission(accepted=True, job_id=job_id)
-
-
-def user_fanout(
-    app: Celery, version: str, ranges: list[tuple[int, int]], n_users: int, job_id: str
-) -> chord:
-    """One chunk task per user range; publish runs only if all succeed, else the lock is freed."""
-    header = [
-        app.signature(TASK_USERS_CHUNK, args=(version, lo, hi, job_id), immutable=True)
-        for lo, hi in ranges
-    ]
-    callback = app.signature(TASK_PUBLISH, args=(version, n_users, job_id))
-    callback.set(link_error=[app.signature(TASK_RELEASE_LOCK, args=(job_id,), immutable=True)])
-    return chord(header, callback)
 
 
 def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:

@@ -10,33 +10,32 @@ job's final state is the publish result.
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
-from functools import lru_cache
-from pathlib import Path
-
 import redis
 from celery import Task, chord
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
 from cache import keys, versions
-from cache.publish import PublishError, finish_publish, write_latest
+from cache.publish import PublishError, finish_publish
 from cache.redis_client import get_redis
-from cache.settings import get_settings, soft_limit
+from cache.settings import get_settings
 from cache.writer import write_catalog, write_users
-from pipeline.personal import PersonalOptions
-from pipeline.run import PipelineParams, train
-from pipeline.users import Catalog, load_catalog, read_user_ratings, recommend_users, user_ids
+from pipeline.artifacts import ModelsFolder
+from pipeline.errors import DataError
+from pipeline.params import PipelineParams
+from pipeline.run import train
+from pipeline.users import read_user_ratings, recommend_users, user_ids
 from tasks.celery_app import (
     TASK_PUBLISH,
     TASK_RELEASE_LOCK,
     TASK_RETRAIN,
     TASK_USERS_CHUNK,
     celery_app,
+    time_limits,
 )
-from tasks.jobs import record_chunk_done, record_job, retrain_lock, user_fanout
-from tasks.user_chunks import merge_parts, user_ranges, write_part
+from tasks.fanout import user_fanout, user_ranges
+from tasks.jobs import record_chunk_done, record_job, retrain_lock
+from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
 SETTINGS = get_settings()
@@ -44,12 +43,7 @@ SETTINGS = get_settings()
 TRAIN_SHARE, USERS_SHARE = 60, 35
 
 
-@celery_app.task(
-    bind=True,
-    name=TASK_RETRAIN,
-    time_limit=SETTINGS.retrain_time_limit,
-    soft_time_limit=soft_limit(SETTINGS.retrain_time_limit),
-)
+@celery_app.task(bind=True, name=TASK_RETRAIN, **time_limits(SETTINGS.retrain_time_limit))
 def retrain(self: Task) -> dict:
     """Train a new version; returns at once (skipped) when another retrain holds the lock."""
     settings, r, job_id = get_settings(), get_redis(), self.request.id
@@ -76,17 +70,17 @@ def retrain(self: Task) -> dict:
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     settings = get_settings()
     if settings.data_dir is None:
-        raise FileNotFoundError("no data folder: set MOVIEREC_DATA to a MovieLens folder")
+        raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
 
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
-    params = served_params(settings.models_dir, versions.active_version(r))
+    params = served_params(settings.output.models, versions.active_version(r))
     result = train(settings.data_dir, settings.out_dir, params, on_stage)
-    version, version_dir = result.version, result.version_dir
+    version = result.version
     versions.mark_staging(r, version)
-    ids = user_ids(version_dir)
-    write_catalog(r, version, version_dir, n_users=len(ids), extra_meta={"job_id": job_id})
+    ids = user_ids(result.folder)
+    write_catalog(r, result.folder, n_users=len(ids), extra_meta={"job_id": job_id})
     ranges = user_ranges(ids, settings.chunk_users)
     record_job(r, job_id, "retrain", version=version, chunks_total=len(ranges))
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
@@ -94,30 +88,20 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     return user_fanout(task.app, version, ranges, len(ids), job_id)
 
 
-def served_params(models_dir: Path, active: str | None) -> PipelineParams:
-    """The live version's training settings, so a retrain keeps the chosen method, k, depth..."""
-    metadata = models_dir / active / "metadata.json" if active else None
-    if metadata is None or not metadata.is_file():
-        if metadata is not None:
-            log.warning("%s is missing: retraining with the default parameters", metadata)
+def served_params(models: ModelsFolder, active: str | None) -> PipelineParams:
+    """The live version's training settings, so a retrain keeps the chosen recommender, k..."""
+    folder = models.version(active) if active else None
+    if folder is None or not folder.metadata.is_file():
+        if folder is not None:
+            log.warning("%s is missing: retraining with the default parameters", folder.metadata)
         return PipelineParams(plots=False)
-    saved = _known_fields(PipelineParams, json.loads(metadata.read_text())["parameters"])
-    saved["personal"] = PersonalOptions(**_known_fields(PersonalOptions, saved.get("personal", {})))
-    saved["choose_k"] = tuple(saved.get("choose_k", ()))
-    return PipelineParams(**saved | {"plots": False})
-
-
-def _known_fields(cls: type, values: dict) -> dict:
-    """Drop keys a dataclass no longer has, so metadata of an older version still loads."""
-    names = {item.name for item in fields(cls)}
-    return {name: value for name, value in values.items() if name in names}
+    return folder.params(plots=False)
 
 
 @celery_app.task(
     bind=True,
     name=TASK_USERS_CHUNK,
-    time_limit=SETTINGS.chunk_time_limit,
-    soft_time_limit=soft_limit(SETTINGS.chunk_time_limit),
+    **time_limits(SETTINGS.chunk_time_limit),
     autoretry_for=(redis.ConnectionError, redis.TimeoutError),
     retry_backoff=True,
     max_retries=5,
@@ -129,24 +113,17 @@ def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: st
     """
     r = get_redis()
     hold_lock(r, job_id)
-    folder = version_dir(version)
-    favorites, recs = recommend_users(
-        read_user_ratings(folder, user_lo, user_hi), catalog_for(str(folder))
-    )
-    write_part(folder, user_lo, user_hi, favorites, recs)
-    written = write_users(r, version, favorites, recs)
+    folder = version_folder(version)
+    lists = recommend_users(read_user_ratings(folder, user_lo, user_hi), catalog_for(folder))
+    folder.write_user_part(user_lo, user_hi, lists)
+    written = write_users(r, version, lists)
     done = record_chunk_done(r, job_id, user_lo, user_hi)
     total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
     _progress(self, job_id, "users", TRAIN_SHARE + USERS_SHARE * done / total, version=version)
     return {"users": written}
 
 
-@celery_app.task(
-    bind=True,
-    name=TASK_PUBLISH,
-    time_limit=SETTINGS.chunk_time_limit,
-    soft_time_limit=soft_limit(SETTINGS.chunk_time_limit),
-)
+@celery_app.task(bind=True, name=TASK_PUBLISH, **time_limits(SETTINGS.chunk_time_limit))
 def publish_version(
     self: Task, chunk_results: list[dict], version: str, n_users: int, job_id: str
 ) -> dict:
@@ -161,10 +138,10 @@ def publish_version(
         _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
         chunk_users = sum(part["users"] for part in chunk_results)
         if chunk_users != n_users:
-            raise RuntimeError(f"chunks computed {chunk_users} users, expected {n_users}")
-        merge_parts(version_dir(version))
+            raise PublishError(f"chunks computed {chunk_users} users, expected {n_users}")
+        version_folder(version).merge_user_parts()
         summary = finish_publish(r, version, expected_users=n_users)
-        write_latest(settings.models_dir, version)
+        settings.output.models.write_latest(version)
         summary["dropped"] = versions.cleanup(r, settings.grace_seconds, settings.lock_ttl_seconds)
     finally:
         retrain_lock(r, settings).release(job_id)
@@ -185,16 +162,6 @@ def hold_lock(r: redis.Redis, job_id: str) -> None:
         raise PublishError(
             f"retrain lock lost by job {job_id} (held by {lock.holder()}): not publishing"
         )
-
-
-def version_dir(version: str) -> Path:
-    return get_settings().models_dir / keys.check_version(version)
-
-
-@lru_cache(maxsize=2)
-def catalog_for(version_dir: str) -> Catalog:
-    """Loaded once per worker process and version, not once per chunk."""
-    return load_catalog(version_dir)
 
 
 def _progress(task: Task, job_id: str, stage: str, percent: float, **extra: str) -> None:

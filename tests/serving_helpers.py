@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.artifacts import VersionFolder
 from service.embedded_redis import start_redis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ SUMMARY = [
 DEPTH = 3
 
 
-def fake_version(models_dir: Path, version: str, title_tag: str = "") -> Path:
+def fake_version(models_dir: Path, version: str, title_tag: str = "") -> VersionFolder:
     """Write a complete version folder as docs/artifacts.md describes it.
 
     `title_tag` is appended to every title, so tests can tell which version served a response.
@@ -130,7 +131,7 @@ def fake_version(models_dir: Path, version: str, title_tag: str = "") -> Path:
     (folder / "metadata.json").write_text(json.dumps(metadata))
     (folder / "kmeans_model.pkl").write_bytes(b"")
     (models_dir / "LATEST").write_text(version + "\n")
-    return folder
+    return VersionFolder(folder)
 
 
 @contextmanager

@@ -159,7 +159,7 @@ def test_broken_input_raises_one_clear_error(broken, capfd):
 def test_cli_prints_one_error_line_and_exits_1(
     files, culprit, problem, write_dataset, tmp_path, capsys
 ):
-    from pipeline.cli import main
+    from service.cli import main
 
     folder = write_dataset(files)
     code = main(["pipeline", "--data", str(folder), "--out", str(tmp_path / "out")])

@@ -10,10 +10,11 @@ import pytest
 
 from cache import keys, versions
 from cache.lock import TokenLock
-from cache.publish import PublishError, finish_publish, latest_version_dir, publish_version_dir
+from cache.publish import PublishError, finish_publish, publish_version_dir
 from cache.reader import CacheReader, NoActiveVersion
 from cache.writer import encode_users, write_catalog, write_users
-from tasks.user_chunks import merge_parts, user_ranges, write_part
+from pipeline.artifacts import ModelsFolder, UserLists, VersionFolder
+from tasks.fanout import user_ranges
 from tests.serving_helpers import DEPTH, FAVORITES, RECOMMENDATIONS, fake_version
 
 V1, V2, V3 = "20260101T000000Z-aaaa", "20260102T000000Z-bbbb", "20260103T000000Z-cccc"
@@ -104,8 +105,8 @@ def test_flip_refuses_a_version_without_metadata(r):
 def test_incomplete_users_leave_the_pointer_alone(r, models):
     publish_version_dir(r, fake_version(models, V1))
     folder3 = fake_version(models, V3)
-    write_catalog(r, V3, folder3, n_users=3)
-    write_users(r, V3, FAVORITES.iloc[:2], RECOMMENDATIONS)
+    write_catalog(r, folder3, n_users=3)
+    write_users(r, V3, UserLists(FAVORITES.iloc[:2], RECOMMENDATIONS))
     with pytest.raises(PublishError, match="2 users cached, expected 3"):
         finish_publish(r, V3, expected_users=3)
     assert versions.active_version(r) == V1
@@ -113,7 +114,7 @@ def test_incomplete_users_leave_the_pointer_alone(r, models):
 
 def test_publish_refuses_a_folder_with_missing_files(r, models):
     folder = fake_version(models, V1)
-    (folder / "user_recommendations.parquet").unlink()
+    folder.recommendations.unlink()
     with pytest.raises(PublishError, match=r"missing user_recommendations\.parquet"):
         publish_version_dir(r, folder)
     assert r.get(keys.ACTIVE) is None
@@ -205,11 +206,13 @@ def test_user_ranges_cover_every_user_once():
 
 
 def test_chunk_parts_merge_into_the_documented_user_files(tmp_path):
+    folder = VersionFolder(tmp_path)
     for lo, hi in ((3, 3), (1, 2)):  # written out of order, as parallel chunks finish
         fav = FAVORITES[FAVORITES["userId"].between(lo, hi)]
         recs = RECOMMENDATIONS[RECOMMENDATIONS["userId"].between(lo, hi)]
-        write_part(tmp_path, lo, hi, fav, recs)
-    assert merge_parts(tmp_path) == 3
+        folder.write_user_part(lo, hi, UserLists(fav, recs))
+    assert folder.merge_user_parts() == 3
+    assert folder.merge_user_parts() == 3  # a redelivered publish keeps the merged files
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "user_favorites.parquet"), FAVORITES)
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "user_recommendations.parquet"), RECOMMENDATIONS
@@ -217,9 +220,9 @@ def test_chunk_parts_merge_into_the_documented_user_files(tmp_path):
     assert not (tmp_path / "user_parts").exists()
 
 
-def test_latest_version_dir_needs_a_complete_folder(models):
+def test_latest_version_needs_a_complete_folder(models):
     folder = fake_version(models, V1)
-    assert latest_version_dir(models) == folder
-    (folder / "user_favorites.parquet").unlink()  # what train() leaves before the chunks run
-    assert latest_version_dir(models) is None
-    assert latest_version_dir(models.parent / "nowhere") is None
+    assert ModelsFolder(models).latest() == folder
+    folder.favorites.unlink()  # what train() leaves before the chunks run
+    assert ModelsFolder(models).latest() is None
+    assert ModelsFolder(models.parent / "nowhere").latest() is None

@@ -1,3 +1,4 @@
+from pipeline.artifacts import ModelsFolder
 from tasks.cleanup import prune_version_dirs
 
 
@@ -16,7 +17,7 @@ def test_keeps_the_newest_and_the_protected(tmp_path):
         "20260401T000000Z-d",
         ".20260501T000000Z-e.tmp",
     )
-    removed = prune_version_dirs(tmp_path, protected={"20260101T000000Z-a"}, keep=2)
+    removed = prune_version_dirs(ModelsFolder(tmp_path), protected={"20260101T000000Z-a"}, keep=2)
     assert removed == ["20260201T000000Z-b"]
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [
@@ -29,5 +30,5 @@ def test_keeps_the_newest_and_the_protected(tmp_path):
 
 def test_nothing_to_prune(tmp_path):
     make(tmp_path, "20260101T000000Z-a")
-    assert prune_version_dirs(tmp_path, set(), keep=3) == []
-    assert prune_version_dirs(tmp_path / "missing", set(), keep=1) == []
+    assert prune_version_dirs(ModelsFolder(tmp_path), set(), keep=3) == []
+    assert prune_version_dirs(ModelsFolder(tmp_path / "missing"), set(), keep=1) == []

@@ -2,7 +2,8 @@
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.errors import ParameterError
+from service.cli import main
 
 
 def test_pipeline_then_assign(small_data, tmp_path, capsys):
@@ -29,3 +30,18 @@ def test_bad_k_range_is_rejected_by_the_parser(capsys):
         main(["pipeline", "--choose-k", "ten"])
     assert exit_.value.code == 2
     assert "expected a range like 6-14" in capsys.readouterr().err
+
+
+def test_only_project_errors_become_one_line(monkeypatch, capsys):
+    def refused(args):
+        raise ParameterError("unknown thing 'x'; choose from a, b")
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("service.serving_commands.cmd_status", refused)
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == "movierec: error: unknown thing 'x'; choose from a, b\n"
+    monkeypatch.setattr("service.serving_commands.cmd_status", broken)
+    with pytest.raises(KeyError, match="a bug"):  # a bug keeps its traceback
+        main(["status"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import socket
@@ -18,6 +17,7 @@ import pytest
 
 from pipeline import download
 from pipeline.download import MARKER, DownloadError, unpack
+from service.cli import main
 
 NAME = "ml-latest-small"
 
@@ -67,10 +67,7 @@ def served_archive(mirror: Mirror, shared_data: Path) -> Path:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="movierec")
-    download.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["download", *argv])
-    code = args.func(args)
+    code = main(["download", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -2,24 +2,27 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.cleaning import clean
-from pipeline.cli import main
 from pipeline.evaluate import (
     METHODS,
     Holdout,
+    _ablation_steps,
+    ablation,
     coverage,
     evaluate,
     list_metrics,
     score_lists,
     split_by_time,
 )
+from pipeline.params import PipelineParams
 from pipeline.readers import read_dataset
-from pipeline.run import PipelineParams
+from service.cli import main
 
 
 def test_metrics_on_a_hand_computed_example():
@@ -106,26 +109,41 @@ def test_the_default_recommender_beats_the_baselines(holdout, lists):
     """A quality regression test: the lists the service publishes, scored by the protocol."""
     catalogue = len(holdout.train.movies)
     scores = {name: score_lists(recs, holdout.relevant, catalogue) for name, recs in lists.items()}
-    best = scores["default"]
+    best = scores["personal"]
     assert best["ndcg"] > scores["popular"]["ndcg"]
     assert best["ndcg"] > scores["svd"]["ndcg"]
     assert best["ndcg"] >= 0.09 and best["coverage"] >= 0.05
 
 
+def test_build_times_are_kept_per_parameter_set(holdout):
+    """Two builds of one recommender with different parameters each keep their own time."""
+    personal = holdout.recommender_params("personal")
+    other = replace(personal, personal=replace(personal.personal, user_clusters=3))
+    holdout.recommender("personal")
+    holdout.built(other)
+    assert holdout.build_seconds.keys() >= {personal, other}
+
+
+def test_every_ablation_step_reports_its_own_build_time(holdout):
+    rows = ablation(holdout)
+    for row, (_, change) in zip(rows, _ablation_steps(holdout.params.k), strict=True):
+        assert row["build_seconds"] == holdout.build_seconds[change(holdout.params)]
+
+
 def test_evaluation_is_deterministic(holdout, small_data):
     again = Holdout.split(clean(read_dataset(small_data)), PipelineParams(plots=False))
-    names = ["random", "spec-random", "default"]
+    names = ["random", "spec-random", "personal"]
     assert evaluate(holdout, names) == evaluate(again, names)
 
 
 def test_evaluate_command_writes_the_table_and_the_chart(small_data, tmp_path, capsys):
     argv = ["evaluate", "--data", str(small_data), "--out", str(tmp_path)]
-    assert main([*argv, "--method", "random", "--method", "default"]) == 0
+    assert main([*argv, "--baseline", "random", "--baseline", "popular"]) == 0
     report = json.loads((tmp_path / "evaluation.json").read_text())
-    assert list(report["results"]) == ["random", "default"]
-    assert set(report["results"]["default"]) == {
+    assert list(report["results"]) == ["random", "popular", "personal", "favorite-cluster"]
+    assert set(report["results"]["personal"]) == {
         "precision", "recall", "ndcg", "hit_rate", "coverage"
     }  # fmt: skip
     assert report["counts"]["users_evaluated"] == 591
     assert (tmp_path / "plots" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
-    assert "default" in capsys.readouterr().out
+    assert "personal" in capsys.readouterr().out

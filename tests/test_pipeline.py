@@ -23,7 +23,7 @@ CSV_COLUMNS = {
 
 @pytest.fixture(scope="module")
 def out(small_run) -> Path:
-    return small_run.version_dir.parent.parent
+    return small_run.folder.path.parent.parent
 
 
 @pytest.mark.parametrize(("name", "columns"), CSV_COLUMNS.items())
@@ -72,8 +72,8 @@ def test_user_lists_are_full_ranked_and_unseen(out):
 
 
 def test_similar_lists_stay_in_cluster_and_skip_the_movie_itself(small_run):
-    similar = pd.read_parquet(small_run.version_dir / "movie_similar.parquet")
-    movies = pd.read_parquet(small_run.version_dir / "movies.parquet").set_index("movieId")
+    similar = pd.read_parquet(small_run.folder.path / "movie_similar.parquet")
+    movies = pd.read_parquet(small_run.folder.path / "movies.parquet").set_index("movieId")
     assert (similar["movieId"] != similar["similarId"]).all()
     cluster = movies["cluster"]
     assert (
@@ -94,7 +94,7 @@ def test_cluster_summary(out):
 
 
 def test_metadata_and_version_folder(small_run, out):
-    meta = json.loads((small_run.version_dir / "metadata.json").read_text())
+    meta = json.loads((small_run.folder.path / "metadata.json").read_text())
     assert meta["version"] == small_run.version == (out / "models" / "LATEST").read_text().strip()
     assert len(meta["data_fingerprint"]) == 64
     assert meta["parameters"]["k"] == 10 and meta["parameters"]["random_state"] == 42
@@ -115,7 +115,7 @@ def test_plots_are_pngs(out):
 def test_saved_model_places_movies(small_run, out):
     model = joblib.load(out / "kmeans_model.pkl")
     assert 0 <= assign_movie(model, "Animation|Children|Comedy") < 10
-    movies = pd.read_parquet(small_run.version_dir / "movies.parquet").sample(50, random_state=1)
+    movies = pd.read_parquet(small_run.folder.path / "movies.parquet").sample(50, random_state=1)
     factors = movies.filter(like="factor_").to_numpy()
     for movie, embedding in zip(movies.itertuples(), factors, strict=True):
         # a catalogue movie described afresh lands in the cluster the run gave it
@@ -126,7 +126,7 @@ def test_saved_model_places_movies(small_run, out):
 
 def test_two_runs_give_identical_artifacts(small_data, small_run, tmp_path):
     again = run_pipeline(small_data, tmp_path)
-    first = small_run.version_dir.parent.parent
+    first = small_run.folder.path.parent.parent
     for name in [*CSV_COLUMNS, "user_favorites.csv", "cluster_summary.json"]:
         assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
     for name in (
@@ -136,7 +136,7 @@ def test_two_runs_give_identical_artifacts(small_data, small_run, tmp_path):
         "movies.parquet",
     ):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(small_run.version_dir / name), pd.read_parquet(again.version_dir / name)
+            pd.read_parquet(small_run.folder.path / name), pd.read_parquet(again.folder.path / name)
         )
 
 
@@ -144,8 +144,8 @@ def test_train_leaves_users_to_the_serving_side(small_data, tmp_path):
     complete = run_pipeline(small_data, tmp_path, PipelineParams(plots=False))
     result = train(small_data, tmp_path, PipelineParams(plots=False))
     assert not (tmp_path / "user_recommendations.parquet").exists(), "stale lists left behind"
-    assert (result.version_dir / "ratings.parquet").is_file()
-    assert not (result.version_dir / "user_recommendations.parquet").exists()
+    assert (result.folder.path / "ratings.parquet").is_file()
+    assert not (result.folder.path / "user_recommendations.parquet").exists()
     latest = (tmp_path / "models" / "LATEST").read_text().strip()
     assert latest == complete.version, "LATEST must name complete versions only"
     assert "users" not in result.timings
@@ -156,4 +156,4 @@ def test_choose_k_picks_from_the_range(small_data, tmp_path):
     scores = result.metadata["metrics"]["silhouette_by_k"]
     assert set(scores) == {"4", "5", "6"}
     assert result.metadata["parameters"]["k"] == int(max(scores, key=scores.get))
-    assert np.unique(pd.read_parquet(result.version_dir / "movies.parquet")["cluster"]).size <= 6
+    assert np.unique(pd.read_parquet(result.folder.path / "movies.parquet")["cluster"]).size <= 6

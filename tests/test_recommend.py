@@ -100,15 +100,15 @@ def test_top_per_row_orders_best_first_and_ties_by_column():
 
 
 def test_a_chunk_of_users_refreshed_from_the_version_folder_matches_the_batch(small_run):
-    version = small_run.version_dir
+    version = small_run.folder
     catalog = load_catalog(version)
     assert catalog.personal is not None
     chunk = read_user_ratings(version, 100, 180)
     fav, recs = recommend_users(chunk, catalog)
-    batch = pd.read_parquet(version / "user_recommendations.parquet")
+    batch = pd.read_parquet(version.recommendations)
     batch = batch[batch["userId"].between(100, 180)].reset_index(drop=True)
     pd.testing.assert_frame_equal(recs, batch)
-    saved = pd.read_parquet(version / "user_favorites.parquet")
+    saved = pd.read_parquet(version.favorites)
     pd.testing.assert_frame_equal(
         fav, saved[saved["userId"].between(100, 180)].reset_index(drop=True)
     )

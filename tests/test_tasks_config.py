@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from celery.schedules import crontab
 
-from cache.settings import Settings, SettingsError, soft_limit
+from cache.settings import Settings, SettingsError
 from service.cli import build_parser
-from tasks.celery_app import TASK_CLEANUP, TASK_RETRAIN, celery_config
+from tasks.celery_app import TASK_CLEANUP, TASK_RETRAIN, celery_config, time_limits
 
 
 def test_defaults():
@@ -32,7 +32,7 @@ def test_environment_overrides(tmp_path):
     )
     assert settings.broker_url == "redis://cache:6379/2"
     assert settings.data_dir == tmp_path
-    assert settings.models_dir == tmp_path / "out" / "models"
+    assert settings.output.models.path == tmp_path / "out" / "models"
     assert settings.chunk_users == 250
     assert settings.pointer_ttl == 0
 
@@ -60,7 +60,9 @@ def test_lock_outlives_the_hard_limits():
         {"MOVIEREC_RETRAIN_TIME_LIMIT": "600", "MOVIEREC_CHUNK_TIME_LIMIT": "60"}
     )
     assert settings.lock_ttl_seconds >= settings.retrain_time_limit + settings.chunk_time_limit
-    assert 0 < soft_limit(600) < 600 and 0 < soft_limit(10) < 10
+    for hard in (600, 10):
+        limits = time_limits(hard)
+        assert limits["time_limit"] == hard and 0 < limits["soft_time_limit"] < hard
 
 
 def test_celery_speaks_json_only_and_does_not_lose_work():

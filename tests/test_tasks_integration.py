@@ -14,7 +14,8 @@ from cache.redis_client import redis_from_url
 from cache.settings import Settings
 from pipeline.users import load_catalog, read_user_ratings, recommend_users
 from tasks.celery_app import TASK_REFRESH_USER, TASK_RETRAIN, make_celery
-from tasks.jobs import job_status, record_job, retrain_lock, submit_retrain, user_fanout
+from tasks.fanout import user_fanout
+from tasks.jobs import job_status, record_job, retrain_lock, submit_retrain
 from tests.serving_helpers import redis_server, serving_env, spawn_cli, stop, wait_until
 from web import create_app
 
@@ -83,17 +84,18 @@ def test_retrain_fans_out_in_chunks_then_publishes(stack, retrained):
     # Every message was acknowledged, the replaced retrain included: nothing is redelivered
     # when the visibility timeout passes.
     wait_until(lambda: r.hlen("unacked") == 0, 10, "all messages to be acknowledged")
-    folder = settings.models_dir / version
-    assert (settings.models_dir / "LATEST").read_text().strip() == version
-    assert not (folder / "user_parts").exists()
+    models = settings.output.models
+    assert models.latest_id() == version
+    assert not models.version(version).parts.exists()
 
 
 def test_chunked_lists_equal_one_pass_over_all_users(stack, retrained):
     _, _, settings = stack
-    folder = settings.models_dir / retrained[0]["result"]["version"]
-    favorites, recs = recommend_users(read_user_ratings(folder, 0, 2**31), load_catalog(folder))
-    pd.testing.assert_frame_equal(pd.read_parquet(folder / "user_favorites.parquet"), favorites)
-    pd.testing.assert_frame_equal(pd.read_parquet(folder / "user_recommendations.parquet"), recs)
+    folder = settings.output.models.version(retrained[0]["result"]["version"])
+    lists = recommend_users(read_user_ratings(folder, 0, 2**31), load_catalog(folder))
+    saved = folder.read_users()
+    pd.testing.assert_frame_equal(saved.favorites, lists.favorites)
+    pd.testing.assert_frame_equal(saved.recommendations, lists.recommendations)
 
 
 def test_published_lists_are_served_without_rated_movies(stack, retrained, small_data):

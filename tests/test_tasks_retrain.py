@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -12,8 +13,8 @@ from cache import keys, versions
 from cache.publish import PublishError
 from cache.settings import get_settings
 from cache.writer import write_catalog, write_users
-from pipeline.personal import PersonalOptions
-from pipeline.run import PipelineParams
+from pipeline.artifacts import ModelsFolder, UserLists
+from pipeline.params import FAVORITE_CLUSTER, PERSONAL, PersonalOptions, PipelineParams
 from tasks import jobs
 from tasks import retrain as retrain_module
 from tasks.jobs import record_chunk_done, record_job, retrain_lock
@@ -77,9 +78,14 @@ def test_a_chunk_stops_when_its_job_lost_the_lock(r, lock):
     assert not r.exists(keys.job_key(JOB))
 
 
+def write_parameters(models: Path, parameters: dict) -> None:
+    (models / VERSION).mkdir()
+    (models / VERSION / "metadata.json").write_text(json.dumps({"parameters": parameters}))
+
+
 def test_retrain_keeps_the_served_versions_parameters(tmp_path):
     served = PipelineParams(
-        recommender="spec",
+        recommender=FAVORITE_CLUSTER,
         k=7,
         choose_k=(5, 7),
         list_depth=20,
@@ -88,20 +94,31 @@ def test_retrain_keeps_the_served_versions_parameters(tmp_path):
     )
     saved = asdict(served) | {"choose_k": [5, 7], "retired_option": 1}  # JSON has no tuples
     saved["personal"]["retired_option"] = 2
-    (tmp_path / VERSION).mkdir()
-    (tmp_path / VERSION / "metadata.json").write_text(json.dumps({"parameters": saved}))
-    assert retrain_module.served_params(tmp_path, VERSION) == replace(served, plots=False)
+    write_parameters(tmp_path, saved)
+    models = ModelsFolder(tmp_path)
+    assert retrain_module.served_params(models, VERSION) == replace(served, plots=False)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [("default", PERSONAL), ("spec", FAVORITE_CLUSTER), (None, FAVORITE_CLUSTER)],
+)
+def test_versions_written_before_the_rename_keep_their_recommender(tmp_path, written, read):
+    parameters = {"k": 4, "list_depth": 10} | ({"recommender": written} if written else {})
+    write_parameters(tmp_path, parameters)
+    assert ModelsFolder(tmp_path).version(VERSION).params().recommender == read
 
 
 def test_retrain_without_a_served_version_uses_the_defaults(tmp_path):
-    assert retrain_module.served_params(tmp_path, None) == PipelineParams(plots=False)
+    models = ModelsFolder(tmp_path)
+    assert retrain_module.served_params(models, None) == PipelineParams(plots=False)
 
 
 @pytest.fixture
 def models(tmp_path, monkeypatch):
     monkeypatch.setenv("MOVIEREC_OUTPUT", str(tmp_path))
     get_settings.cache_clear()
-    yield get_settings().models_dir
+    yield get_settings().output.models.path
     get_settings.cache_clear()
 
 
@@ -109,8 +126,8 @@ def stage_merged_version(r, models) -> int:
     """A version whose chunks ran and whose parts a first publish attempt already merged."""
     folder = fake_version(models, VERSION)
     versions.mark_staging(r, VERSION)
-    write_catalog(r, VERSION, folder, n_users=len(FAVORITES))
-    return write_users(r, VERSION, FAVORITES, RECOMMENDATIONS)
+    write_catalog(r, folder, n_users=len(FAVORITES))
+    return write_users(r, VERSION, UserLists(FAVORITES, RECOMMENDATIONS))
 
 
 def publish(n_users: int):

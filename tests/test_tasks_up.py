@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service import up
+from service.errors import ServiceError
 from tasks.jobs import Submission
 
 
@@ -14,9 +15,9 @@ class Children:
 
 
 def test_a_refused_submission_is_an_error_naming_the_running_job():
-    with pytest.raises(RuntimeError, match="retrain job-9 is running"):
+    with pytest.raises(ServiceError, match="retrain job-9 is running"):
         up.started_job(Submission(accepted=False, job_id="job-9"))
-    with pytest.raises(RuntimeError, match="could not start the first training"):
+    with pytest.raises(ServiceError, match="could not start the first training"):
         up.started_job(Submission(accepted=False, job_id=None))
     assert up.started_job(Submission(accepted=True, job_id="job-1")) == "job-1"
 

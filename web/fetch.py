@@ -11,7 +11,7 @@ from web.params import parse_id, parse_n
 from web.state import cache
 
 
-def lookup(kind: str, raw_id: str, fetch: Callable[..., Any], ranked: bool = False) -> Any:
+def fetch_or_404(kind: str, raw_id: str, fetch: Callable[..., Any], ranked: bool = False) -> Any:
     """`fetch(reader, id)`, or `fetch(reader, id, n)` when `ranked`; None from it means 404."""
     wanted = parse_id(raw_id, kind)
     reader: CacheReader = cache()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from cache.reader import CacheReader
-from web.fetch import lookup
+from web.fetch import fetch_or_404
 from web.state import cache
 
 bp = Blueprint("clusters", __name__)
@@ -18,4 +18,4 @@ def clusters():
 
 @bp.get("/clusters/<cluster_id>")
 def cluster(cluster_id: str):
-    return jsonify(lookup("cluster", cluster_id, CacheReader.cluster, ranked=True))
+    return jsonify(fetch_or_404("cluster", cluster_id, CacheReader.cluster, ranked=True))

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, url_for
 from cache.reader import CacheReader
 from tasks.jobs import submit_refresh_user
 from web.auth import require_token
-from web.fetch import lookup
+from web.fetch import fetch_or_404
 from web.state import celery, redis_client
 
 bp = Blueprint("users", __name__)
@@ -15,20 +15,20 @@ bp = Blueprint("users", __name__)
 
 @bp.get("/users/<user_id>")
 def user(user_id: str):
-    return jsonify(lookup("user", user_id, CacheReader.user))
+    return jsonify(fetch_or_404("user", user_id, CacheReader.user))
 
 
 @bp.get("/recommend/user/<user_id>")
 def recommend_for_user(user_id: str):
     """Unseen movies from the user's best clusters, best first, each with its reason; popular
     ones when those clusters run out."""
-    return jsonify(lookup("user", user_id, CacheReader.user_recommendations, ranked=True))
+    return jsonify(fetch_or_404("user", user_id, CacheReader.user_recommendations, ranked=True))
 
 
 @bp.post("/users/<user_id>/refresh")
 @require_token
 def refresh(user_id: str):
-    found = lookup("user", user_id, CacheReader.user)
+    found = fetch_or_404("user", user_id, CacheReader.user)
     job_id = submit_refresh_user(celery(), redis_client(), found["userId"])
     status_url = url_for("jobs.job", job_id=job_id)
     return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}

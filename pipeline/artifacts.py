@@ -1,0 +1,283 @@
+"""Where every artifact lives: the one module that spells the output folder's file names.
+
+`OutputFolder` is the top level a run leaves for people and notebooks; `ModelsFolder` holds the
+version folders and `LATEST`; `VersionFolder` is one self-consistent model version, the
+file-system twin of `cache.keys.VersionKeys`. docs/artifacts.md describes the contents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pipeline.errors import ParameterError
+from pipeline.params import PipelineParams
+
+if TYPE_CHECKING:  # the serving side names folders without importing pandas
+    import pandas as pd
+
+VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RATINGS_ROW_GROUP = 1 << 18  # a chunk task reads only the row groups of its users
+
+
+def check_version(version: str) -> str:
+    """Refuse ids that could escape a folder or a key namespace (separators, globs, colons)."""
+    if not VERSION_ID.fullmatch(version):
+        raise ParameterError(f"invalid model version id {version!r}")
+    return version
+
+
+class UserLists(NamedTuple):
+    """Per-user results: favorite clusters with counts, and the ranked recommendation rows."""
+
+    favorites: pd.DataFrame
+    recommendations: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class VersionFolder:
+    """`models/<version>/`: everything the serving side publishes, and nothing else."""
+
+    path: Path
+
+    USER_FILES = ("user_favorites.parquet", "user_recommendations.parquet")
+    REQUIRED = (
+        "metadata.json",
+        "movies.parquet",
+        "cluster_summary.json",
+        "movie_similar.parquet",
+        "popular.parquet",
+        *USER_FILES,
+    )
+
+    @property
+    def version(self) -> str:
+        return self.path.name
+
+    @property
+    def metadata(self) -> Path:
+        return self.path / "metadata.json"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "kmeans_model.pkl"
+
+    @property
+    def movies(self) -> Path:
+        return self.path / "movies.parquet"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "cluster_summary.json"
+
+    @property
+    def similar(self) -> Path:
+        return self.path / "movie_similar.parquet"
+
+    @property
+    def popular(self) -> Path:
+        return self.path / "popular.parquet"
+
+    @property
+    def ratings(self) -> Path:
+        """The cleaned ratings sorted by user, in row groups of RATINGS_ROW_GROUP."""
+        return self.path / "ratings.parquet"
+
+    @property
+    def favorites(self) -> Path:
+        return self.path / self.USER_FILES[0]
+
+    @property
+    def recommendations(self) -> Path:
+        return self.path / self.USER_FILES[1]
+
+    @property
+    def parts(self) -> Path:
+        """Chunk tasks' user files, until the publish step merges them."""
+        return self.path / "user_parts"
+
+    def missing(self) -> list[str]:
+        return [name for name in self.REQUIRED if not (self.path / name).is_file()]
+
+    def read_metadata(self) -> dict[str, Any]:
+        return json.loads(self.metadata.read_text())
+
+    def params(self, **overrides: Any) -> PipelineParams:
+        return PipelineParams.from_metadata(self.read_metadata(), **overrides)
+
+    def write_users(self, lists: UserLists) -> None:
+        from pipeline import io
+
+        io.write_parquet(lists.favorites, self.favorites)
+        io.write_parquet(lists.recommendations, self.recommendations)
+
+    def read_users(self) -> UserLists:
+        import pandas as pd
+
+        return UserLists(pd.read_parquet(self.favorites), pd.read_parquet(self.recommendations))
+
+    def write_user_part(self, user_lo: int, user_hi: int, lists: UserLists) -> None:
+        """Atomic per-chunk files, so a retried chunk simply overwrites its own earlier attempt."""
+        from pipeline import io
+
+        name = f"{user_lo:010d}-{user_hi:010d}"
+        self.parts.mkdir(exist_ok=True)
+        io.write_parquet(lists.favorites, self.parts / f"favorites-{name}.parquet")
+        io.write_parquet(lists.recommendations, self.parts / f"recommendations-{name}.parquet")
+
+    def merge_user_parts(self) -> int:
+        """Concatenate the chunk files into the two user files; returns the user count.
+
+        A redelivered publish finds the parts merged and removed, and keeps the merged files.
+        """
+        import pyarrow.parquet as pq
+
+        if not self.parts.exists() and self.favorites.is_file() and self.recommendations.is_file():
+            return pq.ParquetFile(self.favorites).metadata.num_rows
+        lists = UserLists(
+            _concat(self.parts, "favorites-*.parquet", ["userId"]),
+            _concat(self.parts, "recommendations-*.parquet", ["userId", "rank"]),
+        )
+        self.write_users(lists)
+        shutil.rmtree(self.parts)
+        return len(lists.favorites)
+
+
+def _concat(parts: Path, pattern: str, order: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    paths = sorted(parts.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no {pattern} chunk files in {parts}")
+    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    return frame.sort_values(order, kind="stable", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class ModelsFolder:
+    """`models/`: version folders, named by id (UTC time first, so name order is age order)."""
+
+    path: Path
+
+    @property
+    def latest_marker(self) -> Path:
+        return self.path / "LATEST"
+
+    def version(self, version: str) -> VersionFolder:
+        return VersionFolder(self.path / check_version(version))
+
+    def staging(self, version: str) -> Path:
+        """Where a version is written before one rename makes it appear whole."""
+        return self.path / f".{check_version(version)}.tmp"
+
+    def promote(self, version: str) -> VersionFolder:
+        """One rename makes a staged version appear whole."""
+        final = self.version(version)
+        self.staging(version).rename(final.path)
+        return final
+
+    def latest_id(self) -> str | None:
+        marker = self.latest_marker
+        return marker.read_text().strip() if marker.is_file() else None
+
+    def latest(self) -> VersionFolder | None:
+        """The newest complete version named by LATEST, if there is one."""
+        version = self.latest_id()
+        if version is None:
+            return None
+        folder = self.version(version)
+        return None if folder.missing() else folder
+
+    def write_latest(self, version: str) -> None:
+        from pipeline import io
+
+        io.write_text(check_version(version) + "\n", self.latest_marker)
+
+    def version_folders(self) -> list[VersionFolder]:
+        """Finished version folders, oldest first (staging folders start with a dot)."""
+        if not self.path.is_dir():
+            return []
+        found = (p for p in self.path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return [VersionFolder(p) for p in sorted(found)]
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    """The top level of a run: the spec's CSV artifacts, plots and the newest model's copies.
+
+    Frames named by a stem are written twice: `.csv` for people, `.parquet` for fast reloads.
+    """
+
+    path: Path
+
+    @property
+    def models(self) -> ModelsFolder:
+        return ModelsFolder(self.path / "models")
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def redis(self) -> Path:
+        """The embedded Redis server's data (append-only file)."""
+        return self.path / "redis"
+
+    @property
+    def cleaning_report(self) -> Path:
+        return self.path / "cleaning_report.json"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "evaluation.json"
+
+    @property
+    def evaluation_plot(self) -> Path:
+        return self.plots / "evaluation.png"
+
+    @property
+    def cleaned_movies(self) -> Path:
+        return self.path / "cleaned_movies"
+
+    @property
+    def cleaned_tags(self) -> Path:
+        return self.path / "cleaned_tags"
+
+    @property
+    def cleaned_ratings(self) -> Path:
+        return self.path / "cleaned_ratings"
+
+    @property
+    def standardized_ratings(self) -> Path:
+        return self.path / "standardized_ratings"
+
+    @property
+    def processed_tags(self) -> Path:
+        return self.path / "processed_tags.csv"
+
+    @property
+    def clusters_movies(self) -> Path:
+        return self.path / "clusters_movies.csv"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "kmeans_model.pkl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "cluster_summary.json"
+
+    @property
+    def favorites(self) -> Path:
+        return self.path / "user_favorites.csv"
+
+    @property
+    def recommendations(self) -> Path:
+        return self.path / "user_recommendations.parquet"
+
+    def plot(self, name: str) -> Path:
+        return self.plots / f"{name}.png"

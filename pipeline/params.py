@@ -1,0 +1,87 @@
+"""Every training parameter and its default, in one place.
+
+A version's `metadata.json` records them; `PipelineParams.from_metadata` turns them back into
+parameters, the only reader of that record, so a retrain and a chunk task agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from pipeline.errors import ParameterError, check_choice
+
+PERSONAL = "personal"  # the user's best clusters, ranked by a folded-in personal score
+FAVORITE_CLUSTER = "favorite-cluster"  # the spec's rule: the favorite cluster, Bayesian score
+RECOMMENDERS = (PERSONAL, FAVORITE_CLUSTER)
+# Names used by versions trained before the recommenders were named for what they do.
+LEGACY_RECOMMENDERS = {"default": PERSONAL, "spec": FAVORITE_CLUSTER}
+WEIGHTINGS = ("rating", "count")
+
+
+@dataclass(frozen=True)
+class PersonalOptions:
+    """How the personal recommender picks and ranks a user's candidates."""
+
+    user_clusters: int = 2  # clusters a user's candidates come from
+    cluster_weighting: str = "rating"  # "count": the spec's most-rated rule
+    damping: float = 0.3  # shrinks popular movies' large factor norms: less blockbuster-only lists
+    candidates: int = 500  # per cluster, the most-rated movies that may be recommended
+
+    def __post_init__(self) -> None:
+        check_choice("cluster weighting", self.cluster_weighting, WEIGHTINGS)
+        if self.user_clusters < 1 or self.candidates < 1:
+            raise ParameterError("user_clusters and candidates must be at least 1")
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    k: int = 10
+    algorithm: str = "minibatch"
+    batch_size: int = 1000
+    random_state: int = 42
+    scaling: str = "zscore"
+    prior_count: float = 10.0
+    list_depth: int = 50
+    tag_features: int = 0
+    choose_k: tuple[int, ...] = ()  # when given, k is the best of these by silhouette
+    plots: bool = True
+    recommender: str = PERSONAL
+    factors: int = 32  # size of the collaborative movie embedding (personal recommender)
+    factor_weight: float = 1.0  # the embedding's weight among the clustering features
+    personal: PersonalOptions = field(default_factory=PersonalOptions)
+
+    def __post_init__(self) -> None:
+        check_choice("recommender", self.recommender, RECOMMENDERS)
+        if self.recommender == PERSONAL and self.factors < 1:
+            raise ParameterError("the personal recommender needs at least 1 factor")
+
+    @property
+    def personal_options(self) -> PersonalOptions | None:
+        """The personal recommender's options; None when lists follow the favorite cluster."""
+        return self.personal if self.recommender == PERSONAL else None
+
+    def to_metadata(self, k: int) -> dict[str, Any]:
+        """What `metadata.json` records: the parameters, with the k training settled on."""
+        return asdict(self) | {"k": k, "choose_k": list(self.choose_k)}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any], **overrides: Any) -> PipelineParams:
+        """The parameters a version was trained with, from its metadata.json.
+
+        Fields this code no longer has are dropped and older recommender names translated, so a
+        version written by an earlier release still loads.
+        """
+        saved = _known_fields(cls, metadata["parameters"])
+        # Versions from before the recommender was a choice used the favorite-cluster rule.
+        recommender = saved.get("recommender", FAVORITE_CLUSTER)
+        saved["recommender"] = LEGACY_RECOMMENDERS.get(recommender, recommender)
+        personal = _known_fields(PersonalOptions, saved.get("personal", {}))
+        saved["personal"] = PersonalOptions(**personal)
+        saved["choose_k"] = tuple(saved.get("choose_k", ()))
+        return cls(**saved | overrides)
+
+
+def _known_fields(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    names = {item.name for item in fields(cls)}
+    return {name: value for name, value in values.items() if name in names}

@@ -1,0 +1,79 @@
+"""The package layers and the one owner of the version folder's file names, read from the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pipeline.artifacts import ModelsFolder, VersionFolder
+
+ROOT = Path(__file__).resolve().parents[1]
+# Lowest first: a package may import its own layer and those below, never one above.
+LAYERS = ("pipeline", "cache", "tasks", "web", "service")
+# Clients of the servers the offline pipeline must stay free of.
+SERVER_CLIENTS = ("redis", "celery", "kombu", "flask", "werkzeug", "gunicorn", "psycopg")
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level names of every import in a file, those inside functions included."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_no_module_imports_a_layer_above_its_own(package):
+    above = set(LAYERS[LAYERS.index(package) + 1 :])
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & above)
+        for path in modules(package)
+        if imported_roots(path) & above
+    }
+    assert offenders == {}
+
+
+def test_the_pipeline_talks_to_no_server():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & set(SERVER_CLIENTS))
+        for path in modules("pipeline")
+        if imported_roots(path) & set(SERVER_CLIENTS)
+    }
+    assert offenders == {}
+
+
+def string_literals(path: Path) -> set[str]:
+    return {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_version_folder_file_names_are_spelled_in_one_module():
+    folder = VersionFolder(Path("v"))
+    names = {
+        *VersionFolder.REQUIRED,
+        folder.model.name,
+        folder.ratings.name,
+        folder.parts.name,
+        ModelsFolder(Path("m")).latest_marker.name,
+    }
+    owner = ROOT / "pipeline" / "artifacts.py"
+    spelled = {
+        str(path.relative_to(ROOT)): sorted(string_literals(path) & names)
+        for package in LAYERS
+        for path in modules(package)
+        if path != owner and string_literals(path) & names
+    }
+    assert spelled == {}
+    assert names <= string_literals(owner)
