@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.artifacts import OutputFolder
 from pipeline.errors import MovierecError
-from pipeline.settings import BUNDLED_SAMPLE, REPO
+from pipeline.settings import REPO, find_data_dir
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEKLY_SUNDAY_3AM = "0 3 * * 0"
@@ -23,7 +23,7 @@ class SettingsError(MovierecError, ValueError):
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
-    data_dir: Path | None
+    data_env: str | None  # MOVIEREC_DATA
     out_dir: Path
     api_token: str | None
     retrain_cron: str
@@ -39,6 +39,12 @@ class Settings:
         return self.redis_url or DEFAULT_REDIS_URL
 
     @property
+    def data_dir(self) -> Path | None:
+        """Found anew on each use: a sample downloaded after this process started counts."""
+        chosen = self.data_env and str(Path(self.data_env).resolve())
+        return find_data_dir(chosen, self.out_dir)
+
+    @property
     def output(self) -> OutputFolder:
         return OutputFolder(self.out_dir)
 
@@ -52,7 +58,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL") or None,
-            data_dir=_data_dir(env),
+            data_env=env.get("MOVIEREC_DATA") or None,
             out_dir=Path(env.get("MOVIEREC_OUTPUT") or REPO / "output").resolve(),
             api_token=env.get("MOVIEREC_API_TOKEN") or None,
             retrain_cron=_cron(env.get("MOVIEREC_RETRAIN_CRON") or WEEKLY_SUNDAY_3AM),
@@ -69,12 +75,6 @@ class Settings:
 def get_settings() -> Settings:
     """Process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
     return Settings.from_env()
-
-
-def _data_dir(env: Mapping[str, str]) -> Path | None:
-    if env.get("MOVIEREC_DATA"):
-        return Path(env["MOVIEREC_DATA"]).resolve()
-    return BUNDLED_SAMPLE if BUNDLED_SAMPLE.is_dir() else None
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -223,6 +223,11 @@ class OutputFolder:
         return self.path / "plots"
 
     @property
+    def data(self) -> Path:
+        """MovieLens samples downloaded on a first run without data."""
+        return self.path / "data"
+
+    @property
     def redis(self) -> Path:
         """The embedded Redis server's data (append-only file)."""
         return self.path / "redis"

@@ -280,7 +280,10 @@ def _ml1m_movies(path: Path) -> RawTable:
 def detect_layout(data_dir: Path) -> str:
     """Name the MovieLens layout of a folder from the files it holds."""
     if not data_dir.is_dir():
-        raise DataError(data_dir, "data folder not found")
+        raise DataError(
+            data_dir,
+            "data folder not found: pass --data DIR or set MOVIEREC_DATA to a MovieLens folder",
+        )
     if (data_dir / "ratings.csv").exists() or (data_dir / "movies.csv").exists():
         return "csv"
     if (data_dir / "u.data").exists() or (data_dir / "u.item").exists():

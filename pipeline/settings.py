@@ -1,30 +1,74 @@
-"""Where data and artifacts live, from flags or the environment."""
+"""Where data and artifacts live, from flags or the environment: the one rule every command uses.
+
+The MovieLens folder to train on is, in order: `--data`, `MOVIEREC_DATA`, the ml-latest-small
+sample beside the repository (`../shared/data`), the sample downloaded once into
+`output/data/`, or, when none of these exists, that sample downloaded now.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.artifacts import OutputFolder
+from pipeline.errors import MovierecError
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED_SAMPLE = REPO.parent / "shared" / "data" / "ml-latest-small"
+SAMPLE = "ml-latest-small"
+BUNDLED_SAMPLE = REPO.parent / "shared" / "data" / SAMPLE
+DOWNLOAD_URL_VARIABLE = "MOVIEREC_DOWNLOAD_URL"  # a mirror of GroupLens's dataset folder
 
 
-def data_dir(flag: str | None = None) -> Path:
-    """--data, else MOVIEREC_DATA, else the ml-latest-small sample beside the repository."""
-    chosen = flag or os.environ.get("MOVIEREC_DATA")
-    if chosen:
-        return Path(chosen)
-    if BUNDLED_SAMPLE.is_dir():
-        return BUNDLED_SAMPLE
-    raise DataError(
-        "MOVIEREC_DATA",
-        "no data folder given: pass --data DIR or set MOVIEREC_DATA "
-        "(`movierec download --dataset ml-latest-small --to data` fetches one)",
-    )
+class SampleUnavailable(MovierecError):
+    """No data folder is configured and the sample could not be downloaded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"no MovieLens data to train on, and the {SAMPLE} sample could not be downloaded: "
+            f"{reason}\nTo fix it, on a machine with network access run\n"
+            f"    movierec download --dataset {SAMPLE} --to DIR\n"
+            f"copy DIR/{SAMPLE} to this machine, then\n"
+            f"    export MOVIEREC_DATA=/path/to/{SAMPLE}\n"
+            f"(or pass --data /path/to/{SAMPLE})."
+        )
 
 
 def output_dir(flag: str | None = None) -> Path:
     """--out, else MOVIEREC_OUTPUT, else output/ in the repository."""
     return Path(flag or os.environ.get("MOVIEREC_OUTPUT") or REPO / "output")
+
+
+def find_data_dir(chosen: str | None, out_dir: Path) -> Path | None:
+    """The configured folder, else a sample already on disk; None when there is none yet."""
+    if chosen:
+        return Path(chosen)
+    if BUNDLED_SAMPLE.is_dir():
+        return BUNDLED_SAMPLE
+    from pipeline.download import is_complete
+
+    downloaded = OutputFolder(out_dir).data / SAMPLE
+    return downloaded if is_complete(downloaded) else None
+
+
+def fetch_sample(out_dir: Path, say: Callable[[str], None]) -> Path:
+    """Download the sample into output/data/ (checksum pinned, unpacked atomically)."""
+    from pipeline.download import BASE_URL, DownloadError, archive_url, download_dataset
+
+    base_url = os.environ.get(DOWNLOAD_URL_VARIABLE) or BASE_URL
+    try:
+        result = download_dataset(SAMPLE, OutputFolder(out_dir).data, base_url)
+    except DownloadError as error:
+        raise SampleUnavailable(str(error)) from None
+    if result.fetched:
+        say(
+            f"downloaded the MovieLens {SAMPLE} sample (GroupLens; cite it, see README) from "
+            f"{archive_url(SAMPLE, base_url)} into {result.path}, once: later runs use this copy"
+        )
+    return result.path
+
+
+def data_dir(flag: str | None, out_flag: str | None, say: Callable[[str], None]) -> Path:
+    """The folder to train on by the rule above, downloading the sample when there is none."""
+    out = output_dir(out_flag)
+    return find_data_dir(flag or os.environ.get("MOVIEREC_DATA"), out) or fetch_sample(out, say)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
 from cache import versions
 from cache.publish import publish_version_dir
 from cache.settings import Settings
-from service.errors import ServiceError
+from pipeline.settings import fetch_sample
 
 
 def ensure_active(
-    r: redis.Redis, settings: Settings, train: Callable[[], dict], say: Callable[[str], None]
+    r: redis.Redis,
+    settings: Settings,
+    train: Callable[[Path], dict],
+    say: Callable[[str], None],
 ) -> str:
     """The active version's id, publishing or training one first when there is none.
 
-    `train` must publish what it trains and return the publish summary.
+    `train(data_dir)` must publish what it trains and return the publish summary. With no data
+    configured and no sample on disk, the sample is downloaded first (pipeline.settings).
     """
     active = versions.active_version(r)
     if active:
@@ -25,13 +30,9 @@ def ensure_active(
         return active
     latest = settings.output.models.latest()
     if latest is None:
-        if settings.data_dir is None or not settings.data_dir.is_dir():
-            raise ServiceError(
-                f"no model yet and no data to train on ({settings.data_dir}): "
-                "pass --data DIR or set MOVIEREC_DATA"
-            )
-        say(f"no model yet: training on {settings.data_dir} ...")
-        summary = train()
+        data = settings.data_dir or fetch_sample(settings.out_dir, say)
+        say(f"no model yet: training on {data} ...")
+        summary = train(data)
     else:
         say(f"publishing {latest.version} ...")
         summary = publish_version_dir(r, latest)

@@ -111,6 +111,10 @@ def params_from(args: argparse.Namespace) -> PipelineParams:
     )
 
 
+def say(message: str) -> None:
+    print(f"movierec: {message}", file=sys.stderr, flush=True)
+
+
 def print_stage(stage: str, fraction: float) -> None:
     print(f"[{fraction:4.0%}] {stage} ...", file=sys.stderr, flush=True)
 
@@ -149,7 +153,7 @@ def metrics_table(rows: dict[str, dict]) -> str:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = run_pipeline(
-        data_dir(args.data), output_dir(args.out), params_from(args), progress=print_stage
+        data_dir(args.data, args.out, say), output_dir(args.out), params_from(args), print_stage
     )
     print(summary_table(result))
     print(f"wall time {time.perf_counter() - start:.2f} s", file=sys.stderr)
@@ -187,7 +191,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     report = run_evaluation(
-        data_dir(args.data), args.baseline or tuple(BASELINES), args.seed, args.ablation
+        data_dir(args.data, args.out, say),
+        args.baseline or tuple(BASELINES),
+        args.seed,
+        args.ablation,
     )
     print(metrics_table(report["results"]))
     if args.ablation:

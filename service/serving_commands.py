@@ -91,9 +91,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     settings, r = get_settings(), get_redis()
 
-    def train_here() -> dict:
+    def train_here(data: Path) -> dict:
         params = PipelineParams(plots=False)
-        result = run_pipeline(settings.data_dir, settings.out_dir, params, print_stage)
+        result = run_pipeline(data, settings.out_dir, params, print_stage)
         return publish_version_dir(r, result.folder)
 
     ensure_active(r, settings, train_here, lambda message: print(f"movierec: {message}"))

@@ -62,7 +62,8 @@ def run_up(options: UpOptions) -> int:
 
         r, app = redis_from_url(settings.broker_url), make_celery(settings)
 
-        def train_through_worker() -> dict:
+        def train_through_worker(data: Path) -> dict:
+            """The worker finds `data` by the same rule (pipeline.settings.find_data_dir)."""
             job_id = started_job(submit_retrain(app, r, settings))
             return _follow(app, r, job_id, children, settings.lock_ttl_seconds)
 

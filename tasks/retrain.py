@@ -69,14 +69,15 @@ def retrain(self: Task) -> dict:
 
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     settings = get_settings()
-    if settings.data_dir is None:
+    data = settings.data_dir
+    if data is None:
         raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
 
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
     params = served_params(settings.output.models, versions.active_version(r))
-    result = train(settings.data_dir, settings.out_dir, params, on_stage)
+    result = train(data, settings.out_dir, params, on_stage)
     version = result.version
     versions.mark_staging(r, version)
     ids = user_ids(result.folder)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -55,3 +61,49 @@ def write_dataset(tmp_path: Path):
         return folder
 
     return write
+
+
+@dataclass
+class Mirror:
+    """A folder served over HTTP on 127.0.0.1, with a log of the paths requested."""
+
+    folder: Path
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def __init__(self, *args, requests: list[str], **kwargs) -> None:
+        self.requests = requests
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output clean."""
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    requests: list[str] = []
+    handler = partial(_QuietHandler, directory=str(folder), requests=requests)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Mirror(folder, f"http://127.0.0.1:{server.server_address[1]}/", requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def served_archive(mirror: Mirror, shared_data: Path) -> Path:
+    """The real ml-latest-small archive on the local mirror."""
+    name = "ml-latest-small.zip"
+    return Path(shutil.copy(shared_data / name, mirror.folder / name))

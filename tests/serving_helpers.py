@@ -153,11 +153,14 @@ def serving_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`movierec ARGS` as a child in its own session, output to `log`."""
+def spawn_cli(
+    args: list[str], env: dict[str, str], log: Path, prefix: list[str] | None = None
+) -> subprocess.Popen:
+    """`movierec ARGS` as a child in its own session, output to `log`; `prefix` replaces
+    `python -m service.cli` (a wrapper that changes something before the CLI runs)."""
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", *args],
+            [*(prefix or [sys.executable, "-m", "service.cli"]), *args],
             env=env,
             cwd=REPO,
             stdout=sink,

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import socket
-import threading
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,52 +12,9 @@ import pytest
 from pipeline import download
 from pipeline.download import MARKER, DownloadError, unpack
 from service.cli import main
+from tests.conftest import Mirror
 
 NAME = "ml-latest-small"
-
-
-@dataclass
-class Mirror:
-    """A folder served over HTTP on 127.0.0.1, with a log of the paths requested."""
-
-    folder: Path
-    url: str
-    requests: list[str] = field(default_factory=list)
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def __init__(self, *args, requests: list[str], **kwargs) -> None:
-        self.requests = requests
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:
-        self.requests.append(self.path)
-        super().do_GET()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output clean."""
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[Mirror]:
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    requests: list[str] = []
-    handler = partial(_QuietHandler, directory=str(folder), requests=requests)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Mirror(folder, f"http://127.0.0.1:{server.server_address[1]}/", requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def served_archive(mirror: Mirror, shared_data: Path) -> Path:
-    return Path(shutil.copy(shared_data / f"{NAME}.zip", mirror.folder / f"{NAME}.zip"))
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
