@@ -13,6 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY cache ./cache
+COPY db ./db
 COPY tasks ./tasks
 COPY service ./service
 COPY web ./web

@@ -22,6 +22,16 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def refresh_queued_key(user_id: int) -> str:
+    """Holds the id of a refresh job queued for the user and not started yet."""
+    return f"{PREFIX}:refresh:queued:{user_id}"
+
+
+def refresh_lock_key(user_id: int) -> str:
+    """Held by the one refresh of the user that runs."""
+    return f"{PREFIX}:refresh:lock:{user_id}"
+
+
 @dataclass(frozen=True)
 class VersionKeys:
     version: str

@@ -44,8 +44,9 @@ class MovieCache:
     """Decoded movie entries of one version, shared by the threads of a process.
 
     Safe to keep because a version's movies hash is complete before its metadata is written and
-    never changes afterwards; lists repeat the same top movies, so a bounded cache hits almost
-    always. Entries of an older version are dropped as soon as a newer one is asked for.
+    its entries never change afterwards (a movie added over HTTP only adds one); lists repeat
+    the same top movies, so a bounded cache hits almost always. Entries of an older version are
+    dropped as soon as a newer one is asked for.
     """
 
     def __init__(self, max_entries: int = 20_000) -> None:
@@ -62,10 +63,11 @@ class MovieCache:
         missing = [movie_id for movie_id in ids if movie_id not in entries]
         if missing and len(entries) + len(missing) > self.max_entries:
             entries, missing = self._start_over(version), list(ids)
-        if missing:
-            for movie_id, raw in zip(missing, fetch(missing), strict=True):
-                entries[movie_id] = json.loads(raw) if raw else None
-        return [entries[movie_id] for movie_id in ids]
+        fetched = dict(zip(missing, fetch(missing), strict=True)) if missing else {}
+        for movie_id, raw in fetched.items():
+            if raw:  # a miss is not kept: a movie added over HTTP appears at once
+                entries[movie_id] = json.loads(raw)
+        return [entries.get(movie_id) for movie_id in ids]
 
     def _start_over(self, version: str) -> dict[int, dict | None]:
         """A fresh, empty store; threads still holding the old one finish with it unharmed."""

@@ -23,6 +23,7 @@ class SettingsError(MovierecError, ValueError):
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
+    database_url: str | None  # none: retrains read the data folder; no live writes
     data_env: str | None  # MOVIEREC_DATA
     out_dir: Path
     api_token: str | None
@@ -58,6 +59,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("MOVIEREC_DATABASE_URL") or None,
             data_env=env.get("MOVIEREC_DATA") or None,
             out_dir=Path(env.get("MOVIEREC_OUTPUT") or REPO / "output").resolve(),
             api_token=env.get("MOVIEREC_API_TOKEN") or None,

@@ -7,7 +7,6 @@ per-user entries small. Values are JSON so any client can read them and nothing 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import redis
 
+from cache.entries import movie_entry
 from cache.keys import VersionKeys
 from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.ranking import cluster_order
@@ -68,6 +68,11 @@ def write_catalog(
 def write_users(r: redis.Redis, version: str, lists: UserLists) -> int:
     """Store each user's favorite cluster, counts and ranked list; returns users written."""
     return hset_chunked(r, VersionKeys(version).users, encode_users(*lists))
+
+
+def delete_user(r: redis.Redis, version: str, user_id: int) -> bool:
+    """Drop a user with no ratings left: they get a 404 with a hint again, not a stale list."""
+    return bool(r.hdel(VersionKeys(version).users, user_id))
 
 
 def encode_users(
@@ -142,18 +147,8 @@ def list_depth(metadata: dict, similar: pd.DataFrame) -> int:
 
 def _movie_entries(movies: pd.DataFrame) -> Iterator[tuple[int, str]]:
     columns = ["movieId", "title", "genres", "cluster", "score", "n_ratings", "avg_rating"]
-    for movie_id, title, genres, cluster, score, n_ratings, avg in movies[columns].itertuples(
-        index=False
-    ):
-        entry = {
-            "title": title,
-            "genres": genres,
-            "cluster": int(cluster),
-            "score": round(float(score), 4),
-            "n_ratings": int(n_ratings),
-            "avg_rating": None if math.isnan(avg) else round(float(avg), 4),
-        }
-        yield int(movie_id), json.dumps(entry, separators=(",", ":"))
+    for movie_id, *values in movies[columns].itertuples(index=False):
+        yield int(movie_id), movie_entry(*values)
 
 
 def _similar_entries(similar: pd.DataFrame) -> Iterator[tuple[int, str]]:

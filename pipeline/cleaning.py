@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.genres import tidy_genres
 from pipeline.indexing import positions_of
 from pipeline.readers import RawDataset, RawTable
 
 UINT32_MAX = np.iinfo(np.uint32).max
 INT32_MAX = np.iinfo(np.int32).max
-NO_GENRES = "(no genres listed)"
 EXAMPLES = 5
 
 
@@ -102,11 +102,7 @@ class _Filter:
 
 
 def _split_genres(genres: pd.Series) -> pd.Series:
-    def tidy(text: str) -> str:
-        tokens = [t.strip() for t in text.split("|")]
-        return "|".join(dict.fromkeys(t for t in tokens if t and t != NO_GENRES))
-
-    return genres.fillna("").astype(str).map(tidy)
+    return genres.fillna("").astype(str).map(tidy_genres)
 
 
 def clean_movies(raw: RawTable) -> tuple[pd.DataFrame, FileReport]:

@@ -60,7 +60,7 @@ class TrainResult:
         return self.folder.version
 
 
-class _Stages:
+class Stages:
     """Times each stage and reports how far the run is."""
 
     def __init__(self, progress: Progress | None, stages: tuple[str, ...]) -> None:
@@ -75,6 +75,32 @@ class _Stages:
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+@dataclass
+class Loaded:
+    """Clean data, and what metadata.json records about where it came from."""
+
+    data: CleanData
+    source: dict  # {"data_dir": ...} for a folder, {"database": ...} for a snapshot
+    fingerprint: str
+
+
+# Reads the training data, timing its own stages ("read", and "clean" where it cleans).
+Loader = Callable[[Stages], Loaded]
+
+
+def folder_loader(data_dir: str | Path) -> Loader:
+    def load(stages: Stages) -> Loaded:
+        with stages("read"):
+            raw = read_dataset(data_dir)
+            inputs = [t.path for t in (raw.ratings, raw.movies, raw.tags) if t is not None]
+            fingerprint = data_fingerprint(inputs)
+        with stages("clean"):
+            data = clean(raw)
+        return Loaded(data, {"data_dir": str(Path(data_dir).resolve())}, fingerprint)
+
+    return load
 
 
 def data_fingerprint(paths: list[Path]) -> str:
@@ -144,11 +170,11 @@ class Built:
 def build(
     data: CleanData,
     params: PipelineParams,
-    stages: _Stages | None = None,
+    stages: Stages | None = None,
     with_users: bool = True,
 ) -> Built:
     """The pipeline's computation, without I/O, so evaluation runs exactly what is served."""
-    stages = stages or _Stages(None, STAGES)
+    stages = stages or Stages(None, STAGES)
     with stages("standardize"):
         standardized = data.ratings.assign(
             rating_std=standardize_per_user(data.ratings, params.scaling)
@@ -195,7 +221,7 @@ def build(
 
 
 def _run(
-    data_dir: str | Path,
+    load: Loader,
     out_dir: str | Path,
     params: PipelineParams,
     progress: Progress | None,
@@ -203,14 +229,9 @@ def _run(
 ) -> TrainResult:
     """Large files are written on a background thread while the later stages compute."""
     out = OutputFolder(Path(out_dir))
-    stages = _Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
-    with stages("read"):
-        raw = read_dataset(data_dir)
-        inputs = [t.path for t in (raw.ratings, raw.movies, raw.tags) if t is not None]
-        fingerprint = data_fingerprint(inputs)
-    with stages("clean"):
-        data = clean(raw)
-        del raw
+    stages = Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
+    loaded = load(stages)
+    data, fingerprint = loaded.data, loaded.fingerprint
     started = datetime.now(UTC)
     version = f"{started:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
     staging = VersionFolder(out.models.staging(version))
@@ -226,7 +247,7 @@ def _run(
         metadata = {
             "version": version,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "data_dir": str(Path(data_dir).resolve()),
+            **loaded.source,
             "data_fingerprint": fingerprint,
             "layout": data.report["layout"],
             "parameters": params.to_metadata(built.k),
@@ -302,21 +323,27 @@ def _write_top_level(out: OutputFolder, version: VersionFolder, built: Built) ->
     io.link_or_copy(version.recommendations, out.recommendations)
 
 
+def _loader(source: str | Path | Loader) -> Loader:
+    return source if callable(source) else folder_loader(source)
+
+
 def train(
-    data_dir: str | Path,
+    source: str | Path | Loader,
     out_dir: str | Path,
     params: PipelineParams | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Everything but the per-user lists, which the serving side computes in chunks."""
-    return _run(data_dir, out_dir, params or PipelineParams(), progress, with_users=False)
+    """Everything but the per-user lists, which the serving side computes in chunks.
+
+    `source`: a MovieLens folder, or a Loader (a database snapshot)."""
+    return _run(_loader(source), out_dir, params or PipelineParams(), progress, with_users=False)
 
 
 def run_pipeline(
-    data_dir: str | Path,
+    source: str | Path | Loader,
     out_dir: str | Path,
     params: PipelineParams | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """The whole pipeline, all users included."""
-    return _run(data_dir, out_dir, params or PipelineParams(), progress, with_users=True)
+    return _run(_loader(source), out_dir, params or PipelineParams(), progress, with_users=True)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.errors import ParameterError
+from pipeline.genres import NO_GENRES
 from pipeline.io import atomic_path
 
 MIN_RATINGS_PER_USER = 20
@@ -58,7 +59,6 @@ GENRE_SHARES = {
     "Sci-Fi": 0.085, "Thriller": 0.18, "War": 0.035, "Western": 0.017,
 }  # fmt: skip
 MAX_GENRES = 3
-NO_GENRES = "(no genres listed)"
 NO_GENRES_SHARE = 0.01
 COMMA_TITLE_SHARE = 0.15  # "Synthetic Movie 7, The (1994)", quoted in the CSV like the real ones
 YEAR_RANGE, YEAR_AGE_SCALE = (1902, 2018), 20  # release years skew recent, like the catalogue

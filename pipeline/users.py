@@ -87,17 +87,25 @@ def read_user_ratings(folder: VersionFolder, user_lo: int, user_hi: int) -> pd.D
 
 @dataclass
 class Rated:
-    """Ratings as positions: a code per user (0..n-1, by id), the users, catalogue positions."""
+    """Ratings as positions: a code per user (0..n-1, by id), the users, catalogue positions,
+    the rating values."""
 
     codes: np.ndarray
     users: np.ndarray
     movie: np.ndarray
+    rating: np.ndarray
 
     @classmethod
     def index(cls, ratings: pd.DataFrame, catalog: Catalog) -> Rated:
-        codes, users = group_codes(ratings["userId"])
+        """Ratings of movies the catalogue lacks (added after the version was trained) are
+        left out: those movies join at the next retrain."""
         movie = positions_of(catalog.movie_ids, ratings["movieId"].to_numpy())
-        return cls(codes, users.astype(np.uint32), movie)
+        user, rating = ratings["userId"].to_numpy(), ratings["rating"].to_numpy()
+        known = movie >= 0
+        if not known.all():
+            movie, user, rating = movie[known], user[known], rating[known]
+        codes, users = group_codes(user)
+        return cls(codes, users.astype(np.uint32), movie, rating)
 
 
 def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
@@ -114,7 +122,7 @@ def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     The personal recommender also ranks a user's clusters by how much the user liked the movies
     rated there (summed preference, the `w_c*` columns) and draws from the best of those.
     """
-    return _user_clusters(ratings, Rated.index(ratings, catalog), catalog).favorites
+    return _user_clusters(Rated.index(ratings, catalog), catalog).favorites
 
 
 @dataclass
@@ -127,7 +135,7 @@ class UserClusters:
     preferences: sp.csr_matrix | None = None
 
 
-def _user_clusters(ratings: pd.DataFrame, rated: Rated, catalog: Catalog) -> UserClusters:
+def _user_clusters(rated: Rated, catalog: Catalog) -> UserClusters:
     users, counts = rated.users, cluster_counts(rated, catalog)
     frame = pd.DataFrame(
         {
@@ -141,7 +149,7 @@ def _user_clusters(ratings: pd.DataFrame, rated: Rated, catalog: Catalog) -> Use
     if personal is None:
         return UserClusters(pd.concat([frame, *columns], axis=1))
     n = len(users)
-    liking = preference(rated.codes, ratings["rating"].to_numpy(), n)
+    liking = preference(rated.codes, rated.rating, n)
     matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
     liked = _liked_per_cluster(matrix, catalog)
     top = personal.top_clusters(liked if personal.options.cluster_weighting == "rating" else counts)
@@ -222,7 +230,7 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
     run out, the list continues with the most popular unseen movies (source "popular").
     """
     rated = Rated.index(ratings, catalog)
-    clusters = _user_clusters(ratings, rated, catalog)
+    clusters = _user_clusters(rated, catalog)
     favorite = clusters.favorites["favorite_cluster"].to_numpy(np.int64)
     if clusters.top is None:
         user, movie = _best_in_favorite(catalog, rated, favorite)

@@ -17,9 +17,11 @@ TASK_PUBLISH = "movierec.publish"
 TASK_RELEASE_LOCK = "movierec.release_retrain_lock"
 TASK_REFRESH_USER = "movierec.refresh_user"
 TASK_CLEANUP = "movierec.cleanup"
+TASK_REFRESH_PENDING = "movierec.refresh_pending"
 
 RESULT_TTL_SECONDS = 7 * 24 * 3600
 CLEANUP_EVERY_SECONDS = 600.0
+REFRESH_SWEEP_EVERY_SECONDS = 30.0
 
 
 def celery_config(settings: Settings) -> dict:
@@ -53,6 +55,7 @@ def beat_schedule(settings: Settings) -> dict:
     return {
         "retrain": {"task": TASK_RETRAIN, "schedule": crontab.from_string(settings.retrain_cron)},
         "cleanup-versions": {"task": TASK_CLEANUP, "schedule": CLEANUP_EVERY_SECONDS},
+        "refresh-pending": {"task": TASK_REFRESH_PENDING, "schedule": REFRESH_SWEEP_EVERY_SECONDS},
     }
 
 

@@ -20,6 +20,9 @@ from cache.settings import Settings
 from tasks.celery_app import RESULT_TTL_SECONDS, TASK_REFRESH_USER, TASK_RETRAIN
 
 ERROR_CHARS = 300
+# A queued refresh's mark outlives any wait in the queue; if the message were lost, the mark
+# expires and the pending sweep (or the next write) queues another.
+REFRESH_QUEUED_TTL_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,27 @@ def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submissio
 
 
 def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
-    job_id = str(uuid.uuid4())
-    record_job(r, job_id, "refresh_user", user_id=user_id)
-    app.send_task(TASK_REFRESH_USER, args=[user_id], task_id=job_id)
+    """A refresh of the user that has not started yet: a new one, or the one already queued.
+
+    A refresh clears the queued mark before it reads the user's ratings, so a write that finds
+    the mark is seen by that refresh, and a burst of writes costs one refresh.
+    """
+    key = keys.refresh_queued_key(user_id)
+    for _ in range(3):  # the queued one may start between our failed SET NX and the GET
+        job_id = str(uuid.uuid4())
+        if r.set(key, job_id, nx=True, ex=REFRESH_QUEUED_TTL_SECONDS):
+            break
+        queued = r.get(key)
+        if queued is not None:
+            return queued.decode()
+    else:
+        job_id = str(uuid.uuid4())
+    try:
+        record_job(r, job_id, "refresh_user", user_id=user_id)
+        app.send_task(TASK_REFRESH_USER, args=[user_id], task_id=job_id)
+    except Exception:
+        r.delete(key)
+        raise
     return job_id
 
 

@@ -10,6 +10,8 @@ job's final state is the publish result.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import redis
 from celery import Task, chord
 from celery.exceptions import Ignore
@@ -18,12 +20,15 @@ from celery.utils.log import get_task_logger
 from cache import keys, versions
 from cache.publish import PublishError, finish_publish
 from cache.redis_client import get_redis
-from cache.settings import get_settings
+from cache.settings import Settings, get_settings
 from cache.writer import write_catalog, write_users
+from db.changes import changed_after, settle
+from db.database import DatabaseUnavailable
+from db.snapshot import database_loader
 from pipeline.artifacts import ModelsFolder
 from pipeline.errors import DataError
 from pipeline.params import PipelineParams
-from pipeline.run import train
+from pipeline.run import Loader, train
 from pipeline.users import read_user_ratings, recommend_users, user_ids
 from tasks.celery_app import (
     TASK_PUBLISH,
@@ -33,8 +38,9 @@ from tasks.celery_app import (
     celery_app,
     time_limits,
 )
+from tasks.database_access import worker_database
 from tasks.fanout import user_fanout, user_ranges
-from tasks.jobs import record_chunk_done, record_job, retrain_lock
+from tasks.jobs import record_chunk_done, record_job, retrain_lock, submit_refresh_user
 from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
@@ -69,15 +75,13 @@ def retrain(self: Task) -> dict:
 
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     settings = get_settings()
-    data = settings.data_dir
-    if data is None:
-        raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
+    source = _training_source(settings)
 
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
     params = served_params(settings.output.models, versions.active_version(r))
-    result = train(data, settings.out_dir, params, on_stage)
+    result = train(source, settings.out_dir, params, on_stage)
     version = result.version
     versions.mark_staging(r, version)
     ids = user_ids(result.folder)
@@ -87,6 +91,15 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
     log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
     return user_fanout(task.app, version, ranges, len(ids), job_id)
+
+
+def _training_source(settings: Settings) -> Path | Loader:
+    """A snapshot of the database when there is one, else the data folder."""
+    if settings.database_url:
+        return database_loader(settings.database_url)
+    if settings.data_dir is None:
+        raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
+    return settings.data_dir
 
 
 def served_params(models: ModelsFolder, active: str | None) -> PipelineParams:
@@ -134,7 +147,8 @@ def publish_version(
         pointers = versions.read_pointers(r)
         if pointers.active == version:  # redelivered after the flip: report it, flip nothing
             users = r.hlen(keys.VersionKeys(version).users)
-            return {"version": version, "previous": pointers.previous, "users": users}
+            caught_up = catch_up(r, version)
+            return {"version": version, "previous": pointers.previous, "users": users} | caught_up
         hold_lock(r, job_id)
         _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
         chunk_users = sum(part["users"] for part in chunk_results)
@@ -146,8 +160,28 @@ def publish_version(
         summary["dropped"] = versions.cleanup(r, settings.grace_seconds, settings.lock_ttl_seconds)
     finally:
         retrain_lock(r, settings).release(job_id)
+    summary |= catch_up(r, version)
     log.info("published %s (previous %s)", version, summary["previous"])
     return summary
+
+
+def catch_up(r: redis.Redis, version: str) -> dict[str, int]:
+    """Refresh the users whose ratings changed after the version's snapshot, in the version now
+    live: nothing written during a retrain is lost. A failure here is left to the pending sweep."""
+    snapshot = version_folder(version).read_metadata().get("database", {}).get("pg_snapshot")
+    db = worker_database()
+    if snapshot is None or db is None:
+        return {}
+    try:
+        with db.connection() as conn:
+            settle(conn, snapshot)
+            users = changed_after(conn, snapshot)
+        for user_id in users:
+            submit_refresh_user(celery_app, r, user_id)
+    except (DatabaseUnavailable, redis.RedisError) as error:
+        log.warning("catching up %s failed (%s): the pending sweep will", version, error)
+        return {}
+    return {"refreshed_after_snapshot": len(users)}
 
 
 @celery_app.task(name=TASK_RELEASE_LOCK)

@@ -1,4 +1,5 @@
-"""The reader's per-process movie cache: one fetch per miss, never an entry of another version."""
+"""The reader's per-process movie cache: hits never fetch, misses are not remembered, and
+no entry of another version is ever served."""
 
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ def test_hits_do_not_fetch_and_misses_are_fetched_together():
     assert titles(cache.get_many("v1", [2, 1], fetch)) == ["b", "a"]
     assert titles(cache.get_many("v1", [1, 3, 2, 9], fetch)) == ["a", "c", "b", None]
     assert titles(cache.get_many("v1", [9, 3], fetch)) == [None, "c"]
-    assert fetch.calls == [[2, 1], [3, 9]]
+    assert fetch.calls == [[2, 1], [3, 9], [9]]  # a miss is asked for again
+
+
+def test_a_movie_added_after_a_miss_is_found():
+    cache, fetch = MovieCache(), RecordingFetch({1: "a"})
+    assert titles(cache.get_many("v1", [7], fetch)) == [None]
+    fetch.titles[7] = "added over HTTP"
+    assert titles(cache.get_many("v1", [7, 1], fetch)) == ["added over HTTP", "a"]
 
 
 def test_another_version_never_sees_the_old_entries():

@@ -1,0 +1,142 @@
+"""Live writes: a user's ratings and new movies, each request one transaction (all or nothing).
+
+Every change to a user's ratings also stamps `user_changes` in the same transaction, which is
+how refreshes and retrains know whose cached list is behind the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from pipeline.errors import MovierecError
+
+
+class UnknownMovies(MovierecError):
+    """Ratings name movies the database does not have; nothing was stored."""
+
+    def __init__(self, movie_ids: list[int]) -> None:
+        self.movie_ids = movie_ids
+        super().__init__(f"unknown movieId {', '.join(map(str, movie_ids))}")
+
+
+@dataclass(frozen=True)
+class RatingInput:
+    movie_id: int
+    rating: float
+    rated_at: int  # seconds since the epoch, as in MovieLens
+
+
+@dataclass(frozen=True)
+class StoredRatings:
+    received: int
+    written: int  # new or changed rows; an older or identical rating changes nothing
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    movie_id: int
+    rating: float
+    rated_at: int
+
+
+@dataclass(frozen=True)
+class RatingsPage:
+    total: int
+    rows: list[RatingRow]
+
+
+_UPSERT_RATINGS = """
+INSERT INTO ratings (user_id, movie_id, rating, rated_at)
+SELECT %(user)s, movie_id, rating, rated_at
+FROM unnest(%(movies)s::bigint[], %(ratings)s::real[], %(times)s::integer[])
+     AS given (movie_id, rating, rated_at)
+ON CONFLICT (user_id, movie_id) DO UPDATE
+SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at, updated_at = now()
+WHERE EXCLUDED.rated_at >= ratings.rated_at
+  AND (ratings.rating, ratings.rated_at) IS DISTINCT FROM (EXCLUDED.rating, EXCLUDED.rated_at)
+"""
+
+
+def stamp_changes_sql(users: str) -> str:
+    """Record the current transaction as the latest change of each user `users` yields
+    (a VALUES list or a SELECT of user ids)."""
+    return (
+        f"INSERT INTO user_changes (user_id, changed_xid) {users}"
+        " ON CONFLICT (user_id) DO UPDATE"
+        " SET changed_xid = EXCLUDED.changed_xid, changed_at = now()"
+    )
+
+
+_MARK_CHANGED = stamp_changes_sql("VALUES (%s, pg_current_xact_id())")
+
+
+def now_seconds() -> int:
+    return int(time.time())
+
+
+def store_ratings(
+    conn: psycopg.Connection, user_id: int, items: Sequence[RatingInput]
+) -> StoredRatings:
+    """Upsert the user's ratings; a later item for the same movie replaces an earlier one."""
+    latest = {item.movie_id: item for item in items}
+    with conn.transaction():
+        missing = unknown_movies(conn, list(latest))
+        if missing:
+            raise UnknownMovies(missing)
+        cursor = conn.execute(
+            _UPSERT_RATINGS,
+            {
+                "user": user_id,
+                "movies": list(latest),
+                "ratings": [item.rating for item in latest.values()],
+                "times": [item.rated_at for item in latest.values()],
+            },
+        )
+        written = cursor.rowcount
+        if written:
+            conn.execute(_MARK_CHANGED, (user_id,))
+    return StoredRatings(received=len(items), written=written)
+
+
+def delete_rating(conn: psycopg.Connection, user_id: int, movie_id: int) -> bool:
+    """False when the user had not rated the movie."""
+    with conn.transaction():
+        cursor = conn.execute(
+            "DELETE FROM ratings WHERE user_id = %s AND movie_id = %s", (user_id, movie_id)
+        )
+        if cursor.rowcount:
+            conn.execute(_MARK_CHANGED, (user_id,))
+    return bool(cursor.rowcount)
+
+
+def ratings_page(conn: psycopg.Connection, user_id: int, limit: int, offset: int) -> RatingsPage:
+    """The user's ratings, newest first (ties by movie id)."""
+    total = conn.execute("SELECT count(*) FROM ratings WHERE user_id = %s", (user_id,)).fetchone()
+    rows = conn.execute(
+        "SELECT movie_id, rating, rated_at FROM ratings WHERE user_id = %s"
+        " ORDER BY rated_at DESC, movie_id LIMIT %s OFFSET %s",
+        (user_id, limit, offset),
+    ).fetchall()
+    return RatingsPage(total[0], [RatingRow(int(m), float(r), int(t)) for m, r, t in rows])
+
+
+def unknown_movies(conn: psycopg.Connection, movie_ids: list[int]) -> list[int]:
+    known = conn.execute(
+        "SELECT movie_id FROM movies WHERE movie_id = ANY(%s::bigint[])", (movie_ids,)
+    ).fetchall()
+    found = {row[0] for row in known}
+    return sorted(m for m in set(movie_ids) if m not in found)
+
+
+def add_movie(conn: psycopg.Connection, title: str, genres: str) -> int:
+    """A new movie with the next free id."""
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO movies (title, genres) VALUES (%s, %s) RETURNING movie_id",
+            (title, genres),
+        ).fetchone()
+    return int(row[0])
