@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from db.migrate import migrate
 from db.writes import stamp_changes_sql
 from pipeline import io as artifacts_io
 from pipeline.artifacts import OutputFolder
@@ -84,6 +85,7 @@ def import_folder(
 
 
 def merge(conn: psycopg.Connection, data: CleanData, progress: bool = True) -> ImportReport:
+    migrate(conn)
     frames = [(MOVIES, data.movies), (RATINGS, data.ratings), (TAGS, data.tags)]
     total = sum(len(frame) for _, frame in frames)
     written = {}

@@ -41,6 +41,7 @@ class RatingRow:
     movie_id: int
     rating: float
     rated_at: int
+    title: str
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,12 @@ def ratings_page(conn: psycopg.Connection, user_id: int, limit: int, offset: int
     """The user's ratings, newest first (ties by movie id)."""
     total = conn.execute("SELECT count(*) FROM ratings WHERE user_id = %s", (user_id,)).fetchone()
     rows = conn.execute(
-        "SELECT movie_id, rating, rated_at FROM ratings WHERE user_id = %s"
-        " ORDER BY rated_at DESC, movie_id LIMIT %s OFFSET %s",
+        "SELECT r.movie_id, r.rating, r.rated_at, m.title FROM ratings r"
+        " JOIN movies m USING (movie_id) WHERE r.user_id = %s"
+        " ORDER BY r.rated_at DESC, r.movie_id LIMIT %s OFFSET %s",
         (user_id, limit, offset),
     ).fetchall()
-    return RatingsPage(total[0], [RatingRow(int(m), float(r), int(t)) for m, r, t in rows])
+    return RatingsPage(total[0], [RatingRow(int(m), float(r), int(t), s) for m, r, t, s in rows])
 
 
 def unknown_movies(conn: psycopg.Connection, movie_ids: list[int]) -> list[int]:
@@ -130,6 +132,11 @@ def unknown_movies(conn: psycopg.Connection, movie_ids: list[int]) -> list[int]:
     ).fetchall()
     found = {row[0] for row in known}
     return sorted(m for m in set(movie_ids) if m not in found)
+
+
+def has_movies(conn: psycopg.Connection) -> bool:
+    """False for a database nothing was imported into yet."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM movies)").fetchone()[0])
 
 
 def add_movie(conn: psycopg.Connection, title: str, genres: str) -> int:

@@ -228,6 +228,11 @@ class OutputFolder:
         return self.path / "data"
 
     @property
+    def postgres(self) -> Path:
+        """The embedded PostgreSQL server's cluster, password and log."""
+        return self.path / "postgres"
+
+    @property
     def redis(self) -> Path:
         """The embedded Redis server's data (append-only file)."""
         return self.path / "redis"

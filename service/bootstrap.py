@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import redis
 
 from cache import versions
 from cache.publish import publish_version_dir
 from cache.settings import Settings
-from pipeline.settings import fetch_sample
 
 
 def ensure_active(
     r: redis.Redis,
     settings: Settings,
-    train: Callable[[Path], dict],
+    train: Callable[[], dict],
     say: Callable[[str], None],
 ) -> str:
     """The active version's id, publishing or training one first when there is none.
 
-    `train(data_dir)` must publish what it trains and return the publish summary. With no data
-    configured and no sample on disk, the sample is downloaded first (pipeline.settings).
+    `train()` must publish what it trains and return the publish summary.
     """
     active = versions.active_version(r)
     if active:
@@ -30,9 +27,8 @@ def ensure_active(
         return active
     latest = settings.output.models.latest()
     if latest is None:
-        data = settings.data_dir or fetch_sample(settings.out_dir, say)
-        say(f"no model yet: training on {data} ...")
-        summary = train(data)
+        say("no model yet: training ...")
+        summary = train()
     else:
         say(f"publishing {latest.version} ...")
         summary = publish_version_dir(r, latest)

@@ -301,3 +301,17 @@ def start_postgres(
         process.wait()
         raise
     return PostgresServer(process, prepared.url)
+
+
+@contextmanager
+def running_postgres(folder: Path) -> Iterator[str]:
+    """A server for the length of one command (or one test module); yields its URL.
+
+    The stop is PostgreSQL's fast shutdown, so a connection left open does not hold it up.
+    """
+    process, url = start_postgres(folder)
+    try:
+        yield url
+    finally:
+        process.send_signal(STOP_SIGNAL)
+        process.wait(30)

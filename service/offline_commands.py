@@ -211,6 +211,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_import(args: argparse.Namespace) -> int:
+    from cache.settings import get_settings
+    from service.database_setup import import_folder
+    from service.embedded_postgres import running_postgres
+
+    out = output_dir(args.out)
+    data = data_dir(args.data, args.out, say)
+    url = get_settings().database_url
+    if url:
+        import_folder(url, data, out, say)
+        return 0
+    say(f"no MOVIEREC_DATABASE_URL: using the embedded server in {OutputFolder(out).postgres}")
+    with running_postgres(OutputFolder(out).postgres) as embedded:
+        import_folder(embedded, data, out, say)
+    return 0
+
+
 def add_offline_commands(sub: argparse._SubParsersAction) -> None:
     fetch = sub.add_parser(
         "download",
@@ -260,6 +277,19 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--no-plot", action="store_true")
     score.set_defaults(func=cmd_evaluate)
+
+    database = sub.add_parser("db", help="the database: import a MovieLens folder")
+    actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "import",
+        help="clean a MovieLens folder and merge it into the database (idempotent)",
+        description="Read and clean a MovieLens folder as `movierec pipeline` does, write the "
+        "cleaning report, and merge movies, ratings and tags into MOVIEREC_DATABASE_URL (else "
+        "the embedded server in OUT/postgres). Importing the same folder again changes nothing.",
+    )
+    load.add_argument("--data", help="MovieLens folder (default: $MOVIEREC_DATA or the sample)")
+    load.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
+    load.set_defaults(func=cmd_db_import)
 
     run = sub.add_parser("pipeline", help="clean, cluster and build every artifact")
     run.add_argument("--data", help="MovieLens folder (default: $MOVIEREC_DATA)")

@@ -87,13 +87,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from pipeline.params import PipelineParams
     from pipeline.run import run_pipeline
     from service.bootstrap import ensure_active
-    from service.offline_commands import print_stage
+    from service.database_setup import training_source
+    from service.offline_commands import print_stage, say
 
     settings, r = get_settings(), get_redis()
 
-    def train_here(data: Path) -> dict:
-        params = PipelineParams(plots=False)
-        result = run_pipeline(data, settings.out_dir, params, print_stage)
+    def train_here() -> dict:
+        source = training_source(settings, say)
+        result = run_pipeline(source, settings.out_dir, PipelineParams(plots=False), print_stage)
         return publish_version_dir(r, result.folder)
 
     ensure_active(r, settings, train_here, lambda message: print(f"movierec: {message}"))

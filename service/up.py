@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
@@ -25,6 +27,8 @@ from celery import Celery
 from cache.redis_client import redis_from_url
 from cache.settings import REPO, Settings, get_settings
 from service.bootstrap import ensure_active
+from service.database_setup import import_if_empty
+from service.embedded_postgres import STOP_SIGNAL, start_postgres
 from service.embedded_redis import start_redis
 from service.errors import ServiceError
 from service.polling import wait_until
@@ -51,8 +55,11 @@ def run_up(options: UpOptions) -> int:
         children = stack.enter_context(Supervisor())
         if get_settings().redis_url is None:
             os.environ["REDIS_URL"] = _embedded_redis(stack, children, options.redis_port)
+        if get_settings().database_url is None:
+            os.environ["MOVIEREC_DATABASE_URL"] = _embedded_postgres(children)
         _export_child_settings()
         settings = get_settings()
+        import_if_empty(settings.database_url, settings, say)
 
         cli = [sys.executable, "-m", "service.cli"]
         worker = [*cli, "worker", "--beat", "--concurrency", str(options.concurrency)]
@@ -62,8 +69,7 @@ def run_up(options: UpOptions) -> int:
 
         r, app = redis_from_url(settings.broker_url), make_celery(settings)
 
-        def train_through_worker(data: Path) -> dict:
-            """The worker finds `data` by the same rule (pipeline.settings.find_data_dir)."""
+        def train_through_worker() -> dict:
             job_id = started_job(submit_retrain(app, r, settings))
             return _follow(app, r, job_id, children, settings.lock_ttl_seconds)
 
@@ -84,6 +90,17 @@ def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) ->
         spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
     )
     say(f"embedded Redis {server.url} (data in {folder})")
+    return server.url
+
+
+def _embedded_postgres(children: Supervisor) -> str:
+    folder = get_settings().output.postgres
+
+    def spawn(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
+        return children.spawn("postgres", command, stop_signal=STOP_SIGNAL, **popen_kwargs)
+
+    server = start_postgres(folder, spawn=spawn)
+    say(f"embedded PostgreSQL on 127.0.0.1 (data in {folder})")
     return server.url
 
 
@@ -150,6 +167,7 @@ def _wait_healthy(url: str, children: Supervisor, timeout: float) -> None:
 
 def _print_ready(base: str, settings: Settings) -> None:
     token = settings.api_token
+    rating = """'[{"movieId": 1, "rating": 4.5}]'"""
     print(
         f"""
 movierec is up
@@ -157,12 +175,21 @@ movierec is up
   health    {base}/health
   example   {base}/recommend/user/1?n=5
   Redis     {settings.broker_url}
-  token     {token}   (MOVIEREC_API_TOKEN; needed for POST /jobs/...)
+  database  {_without_password(settings.database_url)}   (MOVIEREC_DATABASE_URL)
+  token     {token}   (MOVIEREC_API_TOKEN; needed for POST, DELETE and /jobs)
+  rate      curl -X POST -H "Authorization: Bearer {token}" -d {rating} {base}/users/1/ratings
   retrain   curl -X POST -H "Authorization: Bearer {token}" {base}/jobs/retrain
 Press Ctrl-C to stop everything.
 """,
         flush=True,
     )
+
+
+def _without_password(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    if not parts.password:
+        return url or ""
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 @contextmanager

@@ -1,10 +1,10 @@
 """Recomputing one user's favorite cluster and list in the active version, after their ratings
 changed (or on demand): the same code and result as the batch.
 
-At most one refresh per user runs at a time (a per-user lock; a second one retries shortly),
-and each reads the user's ratings after clearing the queued mark, so it sees every write that
-did not queue a refresh of its own. With a database the ratings are its current ones; without,
-the active version's.
+At most one refresh per user runs at a time (a per-user lock; a second one retries shortly
+and stays the queued one meanwhile), and each reads the user's ratings after clearing the
+queued mark, so it sees every write that did not queue a refresh of its own. With a database
+the ratings are its current ones; without, the active version's.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ class UnknownUser(MovierecError, LookupError):
 def refresh_user(self: Task, user_id: int) -> dict:
     """Idempotent: recomputing from the same ratings writes the same entry again."""
     r = get_redis()
-    r.delete(keys.refresh_queued_key(user_id))  # a write from now on queues another refresh
     lock = TokenLock(r, keys.refresh_lock_key(user_id), LOCK_SECONDS)
-    if not lock.acquire(self.request.id):
+    if not lock.acquire(self.request.id):  # still queued: writes meanwhile join this refresh
         raise self.retry(countdown=RETRY_SECONDS)
     try:
+        r.delete(keys.refresh_queued_key(user_id))  # a write from now on queues another
         return _refresh(r, user_id)
     finally:
         lock.release(self.request.id)

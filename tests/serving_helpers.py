@@ -179,9 +179,12 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
         return process.wait()
 
 
-def http(method: str, url: str, token: str | None = None) -> tuple[int, object]:
+def http(
+    method: str, url: str, token: str | None = None, body: object = None
+) -> tuple[int, object]:
     """Status and decoded JSON body; every response of the API, errors included, is JSON."""
-    request = urllib.request.Request(url, method=method)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

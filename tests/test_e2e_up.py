@@ -89,6 +89,9 @@ class Service:
     def post(self, path: str, token: str | None = TOKEN):
         return http("POST", self.base + path, token)
 
+    def send(self, method: str, path: str, body: object) -> tuple[int, object]:
+        return http(method, self.base + path, TOKEN, body)
+
     def job_done(self, job_id: str):
         status, body = self.get(f"/jobs/{job_id}")
         assert status == 200
@@ -163,7 +166,48 @@ def test_refresh_user_job(service):
     assert done["state"] == "SUCCESS" and done["result"]["user_id"] == 1
 
 
-def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service):
+NEW_USER = 900100
+FIRST_RATINGS = {1: 5.0, 260: 5.0, 1196: 4.5, 2571: 4.0, 318: 4.5, 356: 3.0, 593: 4.0, 480: 3.5}
+FRESH_SECONDS = 2.0
+
+
+def listed(service, user: int) -> list[int] | None:
+    status, body = service.get(f"/recommend/user/{user}?n=50")
+    return [m["movieId"] for m in body] if status == 200 else None
+
+
+def list_without(service, user: int, rated: set[int]) -> list[int]:
+    def ready() -> list[int] | None:
+        found = listed(service, user)
+        return found if found and rated.isdisjoint(found) else None
+
+    return wait_until(ready, FRESH_SECONDS, f"user {user}'s list without {sorted(rated)}", 0.05)
+
+
+@pytest.fixture(scope="module")
+def posted(service):
+    """A new user's first ratings and a new movie, written over HTTP."""
+    assert listed(service, NEW_USER) is None  # no ratings yet: 404 with a hint
+    body = [{"movieId": m, "rating": r} for m, r in FIRST_RATINGS.items()]
+    status, answer = service.send("POST", f"/users/{NEW_USER}/ratings", body)
+    assert status == 201 and answer["stored"] == 8, answer
+    status, movie = service.send("POST", "/movies", {"title": "E2E (2026)", "genres": "Drama"})
+    assert status == 201, movie
+    return movie
+
+
+def test_a_new_user_has_a_list_within_seconds_without_what_they_rated(service, posted):
+    assert len(list_without(service, NEW_USER, set(FIRST_RATINGS))) == 50
+
+
+def test_rating_the_top_of_a_list_takes_it_off_within_seconds(service, posted):
+    top = listed(service, 42)[0]
+    status, _ = service.send("POST", "/users/42/ratings", [{"movieId": top, "rating": 3.0}])
+    assert status == 201
+    assert top not in list_without(service, 42, {top})
+
+
+def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service, posted):
     old = service.get("/")[1]["model_version"]
     seen: Counter = Counter()
     stop_reading = threading.Event()
@@ -188,6 +232,7 @@ def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service):
         assert done["state"] == "SUCCESS", done["error"]
         new = done["result"]["version"]
         assert new != old and done["result"]["previous"] == old
+        assert done["result"]["users"] == 611  # the new user, from the database snapshot
         wait_until(lambda: seen[("version", new)] > 0, 30, "the new version to be served")
     finally:
         stop_reading.set()
@@ -195,6 +240,8 @@ def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service):
     statuses = {key for key in seen if key[0] != "version"}
     assert statuses == {(p, 200) for p in ("/recommend/user/42?n=10", "/health", "/movie/1")}
     assert {key[1] for key in seen if key[0] == "version"} == {old, new}
+    counts = service.get("/")[1]["counts"]
+    assert counts["users"] == 611 and counts["movies"] == 9743  # the new movie too
 
 
 def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(service):
@@ -209,6 +256,8 @@ def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(serv
     service.start()  # same output folder: Redis reloads its append-only file
     assert service.get("/")[1]["model_version"] == version
     assert "serving cached version" in service.log.read_text()
+    assert "importing" not in service.log.read_text()  # the database kept everything
+    assert service.get(f"/users/{NEW_USER}/ratings")[1]["total"] == len(FIRST_RATINGS)
     tree = service.tree
     assert service.stop() == 0
     assert still_running(tree) == []

@@ -28,8 +28,8 @@ from service.embedded_postgres import (
     server_account,
     start_postgres,
 )
+from service.embedded_postgres import running_postgres as postgres_server
 from service.errors import ServiceError
-from tests.postgres_helpers import postgres_server
 
 
 class Shared(NamedTuple):

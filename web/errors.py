@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from cache.reader import NoActiveVersion
+from db.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 HOW_TO_PUBLISH = (
@@ -40,6 +41,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(NoActiveVersion, _no_active_version)
     app.register_error_handler(redis.RedisError, _cache_unavailable)
+    app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(OperationalError, _queue_unavailable)
     app.register_error_handler(Exception, _unexpected)
 
@@ -63,6 +65,11 @@ def _no_active_version(error: NoActiveVersion) -> tuple[Response, int]:
 def _cache_unavailable(error: redis.RedisError) -> tuple[Response, int]:
     log.warning("cache error: %s", error)
     return error_response(503, "the cache (Redis) is unavailable; try again shortly")
+
+
+def _database_unavailable(error: DatabaseUnavailable) -> tuple[Response, int]:
+    log.warning("database error: %s", error)
+    return error_response(503, "the database is unavailable; nothing was stored; try again shortly")
 
 
 def _queue_unavailable(error: OperationalError) -> tuple[Response, int]:

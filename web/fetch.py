@@ -11,12 +11,14 @@ from web.params import parse_id, parse_n
 from web.state import cache
 
 
-def fetch_or_404(kind: str, raw_id: str, fetch: Callable[..., Any], ranked: bool = False) -> Any:
+def fetch_or_404(
+    kind: str, raw_id: str, fetch: Callable[..., Any], ranked: bool = False, hint: str = ""
+) -> Any:
     """`fetch(reader, id)`, or `fetch(reader, id, n)` when `ranked`; None from it means 404."""
     wanted = parse_id(raw_id, kind)
     reader: CacheReader = cache()
     args = (wanted, parse_n(reader.active().depth)) if ranked else (wanted,)
     found = fetch(reader, *args)
     if found is None:
-        raise ApiError(404, f"{kind.capitalize()} not found")
+        raise ApiError(404, f"{kind.capitalize()} not found", **({"hint": hint} if hint else {}))
     return found

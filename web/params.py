@@ -9,6 +9,7 @@ from flask import request
 from web.errors import ApiError
 
 DEFAULT_N = 5
+MAX_STORED_ID = 2**32 - 1
 _ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -18,11 +19,23 @@ def parse_id(raw: str, what: str) -> int:
     return int(raw)
 
 
+def parse_stored_id(raw: str, what: str) -> int:
+    """An id the database can hold: 1 to 2^32 - 1, as MovieLens ids are."""
+    value = parse_id(raw, what)
+    if not 1 <= value <= MAX_STORED_ID:
+        raise ApiError(400, f"{what} id must be from 1 to {MAX_STORED_ID}, got {value}")
+    return value
+
+
 def parse_n(max_n: int) -> int:
     """`n` defaults to 5 and may not exceed the depth of the cached lists."""
-    raw = request.args.get("n")
+    return query_int("n", 1, max_n, min(DEFAULT_N, max_n))
+
+
+def query_int(name: str, low: int, high: int, default: int) -> int:
+    raw = request.args.get(name)
     if raw is None:
-        return min(DEFAULT_N, max_n)
-    if not _ID.fullmatch(raw) or not 1 <= int(raw) <= max_n:
-        raise ApiError(400, f"n must be an integer from 1 to {max_n}, got {raw[:40]!r}")
+        return default
+    if not _ID.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be an integer from {low} to {high}, got {raw[:40]!r}")
     return int(raw)

@@ -8,6 +8,8 @@ from flask import current_app
 
 from cache.reader import CacheReader
 from cache.settings import Settings
+from db.database import Database
+from web.errors import ApiError
 
 
 def cache() -> CacheReader:
@@ -24,3 +26,11 @@ def celery() -> Celery:
 
 def settings() -> Settings:
     return current_app.extensions["movierec.settings"]
+
+
+def database() -> Database:
+    """The system of record; without one the write endpoints answer 503."""
+    found = current_app.extensions["movierec.database"]
+    if found is None:
+        raise ApiError(503, "live writes need a database: set MOVIEREC_DATABASE_URL")
+    return found

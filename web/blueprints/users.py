@@ -11,18 +11,26 @@ from web.fetch import fetch_or_404
 from web.state import celery, redis_client
 
 bp = Blueprint("users", __name__)
+NO_LIST_YET = (
+    "a user has a list once they have rated movies: POST /users/<id>/ratings adds ratings "
+    "(the list follows within a second), or the next retrain brings users of the data set"
+)
 
 
 @bp.get("/users/<user_id>")
 def user(user_id: str):
-    return jsonify(fetch_or_404("user", user_id, CacheReader.user))
+    return jsonify(fetch_or_404("user", user_id, CacheReader.user, hint=NO_LIST_YET))
 
 
 @bp.get("/recommend/user/<user_id>")
 def recommend_for_user(user_id: str):
     """Unseen movies from the user's best clusters, best first, each with its reason; popular
     ones when those clusters run out."""
-    return jsonify(fetch_or_404("user", user_id, CacheReader.user_recommendations, ranked=True))
+    return jsonify(
+        fetch_or_404(
+            "user", user_id, CacheReader.user_recommendations, ranked=True, hint=NO_LIST_YET
+        )
+    )
 
 
 @bp.post("/users/<user_id>/refresh")

@@ -1,0 +1,156 @@
+"""The database against a real PostgreSQL server: schema, import, snapshot and the write path."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pandas as pd
+import psycopg
+import pytest
+
+from db import changes, writes
+from db.importer import import_folder
+from db.migrate import migrate, migration_files
+from db.snapshot import read_snapshot, user_ratings
+from db.writes import RatingInput, UnknownMovies
+from pipeline.cleaning import clean
+from pipeline.readers import read_dataset
+from service.embedded_postgres import running_postgres, start_postgres
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory) -> str:
+    with running_postgres(tmp_path_factory.mktemp("pg")) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def imported(url, small_data, tmp_path_factory):
+    """ml-latest-small imported once; returns the first import's report."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return import_folder(conn, small_data, tmp_path_factory.mktemp("out"), progress=False)
+
+
+@pytest.fixture
+def conn(url, imported):
+    with psycopg.connect(url, autocommit=True) as connection:
+        yield connection
+
+
+def test_migrations_apply_once_even_when_processes_start_together(url):
+    applied: list[list[int]] = []
+
+    def start() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            applied.append(migrate(conn))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    numbers = [number for number, _ in migration_files()]
+    assert sorted(n for run in applied for n in run) == numbers  # each exactly once
+
+
+def test_import_then_import_again_changes_nothing(imported, url, small_data, tmp_path):
+    assert imported.read == {"movies": 9742, "ratings": 100836, "tags": 3683}
+    assert imported.written == imported.read and imported.users_changed == 610
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = conn.execute("SELECT max(updated_at) FROM ratings").fetchone()
+        again = import_folder(conn, small_data, tmp_path, progress=False)
+        after = conn.execute("SELECT max(updated_at) FROM ratings").fetchone()
+    assert again.written == {"movies": 0, "ratings": 0, "tags": 0} and again.users_changed == 0
+    assert before == after
+    assert (tmp_path / "cleaning_report.json").is_file()  # the same report as the pipeline's
+
+
+def test_the_snapshot_is_the_cleaned_folder(url, imported, small_data):
+    data, info = read_snapshot(url)
+    folder = clean(read_dataset(small_data))
+    pd.testing.assert_frame_equal(data.ratings, folder.ratings)
+    pd.testing.assert_frame_equal(data.movies, folder.movies)
+    assert len(data.tags) == len(folder.tags)
+    assert info.counts == {"movies": 9742, "ratings": 100836, "tags": 3683}
+    assert info.highest_updated_at and info.pg_snapshot
+
+
+def test_the_schema_refuses_what_cleaning_drops(conn):
+    bad_rows = [(1, 1, 4.3, 0), (1, 1, 5.5, 0), (1, 424242, 4.0, 0), (0, 1, 4.0, 0)]
+    for row in bad_rows:
+        with pytest.raises(psycopg.IntegrityError), conn.transaction():
+            conn.execute(
+                "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES (%s,%s,%s,%s)",
+                row,
+            )
+
+
+def test_the_latest_rating_wins(conn):
+    user = 900001
+    stored = writes.store_ratings(
+        conn, user, [RatingInput(1, 2.0, 100), RatingInput(2, 3.0, 100), RatingInput(1, 4.0, 200)]
+    )
+    assert stored == writes.StoredRatings(received=3, written=2)  # item 2 replaced item 0
+    older = writes.store_ratings(conn, user, [RatingInput(1, 0.5, 150)])
+    assert older.written == 0
+    page = writes.ratings_page(conn, user, 10, 0)
+    assert [(row.movie_id, row.rating) for row in page.rows] == [(1, 4.0), (2, 3.0)]
+    assert page.rows[0].title == "Toy Story (1995)"
+
+
+def test_a_write_with_an_unknown_movie_stores_nothing(conn):
+    user = 900002
+    with pytest.raises(UnknownMovies) as refused:
+        writes.store_ratings(conn, user, [RatingInput(1, 4.0, 1), RatingInput(424242, 3.0, 1)])
+    assert refused.value.movie_ids == [424242]
+    assert writes.ratings_page(conn, user, 10, 0).total == 0
+
+
+def test_changes_after_a_snapshot_are_found_and_settled(url, conn):
+    _, info = read_snapshot(url)
+    assert changes.changed_after(conn, info.pg_snapshot) == []
+    writes.store_ratings(conn, 900003, [RatingInput(1, 4.0, 1)])
+    assert writes.delete_rating(conn, 900003, 1) and not writes.delete_rating(conn, 900003, 1)
+    assert changes.changed_after(conn, info.pg_snapshot) == [900003]
+    ratings, change = user_ratings(conn, 900003)
+    assert ratings.empty and change is not None
+    assert 900003 in changes.pending(conn, 0, 100)
+    changes.mark_refreshed(conn, 900003, change)
+    assert 900003 not in changes.pending(conn, 0, 100)
+    _, later = read_snapshot(url)
+    changes.settle(conn, later.pg_snapshot)
+    assert changes.changed_after(conn, later.pg_snapshot) == []
+
+
+def test_imported_users_owe_no_live_refresh(conn):
+    assert all(user >= 900000 for user in changes.pending(conn, 0, 1000))
+
+
+def test_a_new_movie_takes_the_next_free_id(conn):
+    first = writes.add_movie(conn, "Brand New (2026)", "Comedy")
+    assert first > 193609  # above every imported id
+    assert writes.add_movie(conn, "Newer (2026)", "") == first + 1
+
+
+def test_acknowledged_ratings_survive_a_killed_server(tmp_path):
+    """SIGKILL of PostgreSQL right after the commits: every acknowledged rating is there after
+    a restart on the same folder."""
+    server = start_postgres(tmp_path)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        migrate(conn)
+        assert not writes.has_movies(conn)  # what `up` imports into on a first start
+        conn.execute("INSERT INTO movies (movie_id, title) VALUES (1, 'One (2000)')")
+        for user in range(1, 201):
+            writes.store_ratings(conn, user, [RatingInput(1, 4.5, user)])
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    restarted = start_postgres(tmp_path)
+    try:
+        with psycopg.connect(restarted.url) as conn:
+            assert conn.execute("SELECT count(*) FROM ratings").fetchone()[0] == 200
+    finally:
+        restarted.process.send_signal(signal.SIGINT)
+        restarted.process.wait(30)

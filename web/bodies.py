@@ -1,0 +1,93 @@
+"""Request bodies of the write endpoints, checked item by item with errors a client can act on.
+
+Every check runs before anything is stored: a request is taken whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from db.writes import RatingInput, now_seconds
+from pipeline.genres import tidy_genres
+from web.errors import ApiError
+from web.params import MAX_STORED_ID
+
+MAX_RATINGS = 1000
+MAX_TIMESTAMP = 2**31 - 1
+MAX_TITLE = 500
+RATING_FIELDS = {"movieId", "rating", "timestamp"}
+MOVIE_FIELDS = {"title", "genres"}
+
+
+def json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, f"the body is not valid JSON: {error}") from None
+
+
+def parse_ratings(raw: bytes) -> list[RatingInput]:
+    """A JSON array of {"movieId": int, "rating": 0.5..5.0 in half stars, "timestamp": int?}."""
+    items = json_body(raw)
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "the body must be a non-empty JSON array of ratings")
+    if len(items) > MAX_RATINGS:
+        raise ApiError(413, f"at most {MAX_RATINGS} ratings per request, got {len(items)}")
+    now = now_seconds()
+    return [_rating(index, item, now) for index, item in enumerate(items)]
+
+
+def _rating(index: int, item: Any, now: int) -> RatingInput:
+    if not isinstance(item, dict):
+        raise _bad(index, None, "must be an object")
+    unknown = sorted(set(item) - RATING_FIELDS)
+    if unknown:
+        raise _bad(index, unknown[0], "is not a field of a rating")
+    for name in ("movieId", "rating"):
+        if name not in item:
+            raise _bad(index, name, "is missing")
+    movie_id = _integer(index, "movieId", item["movieId"], 1, MAX_STORED_ID)
+    rating = item["rating"]
+    if isinstance(rating, bool) or not isinstance(rating, int | float):
+        raise _bad(index, "rating", "must be a number")
+    if not 0.5 <= rating <= 5.0:
+        raise _bad(index, "rating", f"must be from 0.5 to 5.0, got {rating}")
+    if rating * 2 != round(rating * 2):
+        raise _bad(index, "rating", f"must be in half stars (0.5, 1.0, ... 5.0), got {rating}")
+    timestamp = item.get("timestamp")
+    rated_at = (
+        now if timestamp is None else _integer(index, "timestamp", timestamp, 0, MAX_TIMESTAMP)
+    )
+    return RatingInput(movie_id, float(rating), rated_at)
+
+
+def _integer(index: int, name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(index, name, f"must be an integer, got {json.dumps(value)[:40]}")
+    if not low <= value <= high:
+        raise _bad(index, name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _bad(index: int, field: str | None, problem: str) -> ApiError:
+    where = f"item {index}" + (f" field {field!r}" if field else "")
+    return ApiError(400, f"{where} {problem}", item=index, field=field)
+
+
+def parse_movie(raw: bytes) -> tuple[str, str]:
+    """{"title": non-empty text, "genres": "A|B" (optional)} -> (title, tidy genres)."""
+    body = json_body(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be a JSON object {"title": ..., "genres": "A|B"}')
+    unknown = sorted(set(body) - MOVIE_FIELDS)
+    if unknown:
+        raise ApiError(400, f"field {unknown[0]!r} is not a field of a movie", field=unknown[0])
+    title, genres = body.get("title"), body.get("genres", "")
+    if not isinstance(title, str) or not title.strip():
+        raise ApiError(400, "field 'title' must be non-empty text", field="title")
+    if len(title) > MAX_TITLE:
+        raise ApiError(400, f"field 'title' may have at most {MAX_TITLE} characters", field="title")
+    if not isinstance(genres, str):
+        raise ApiError(400, "field 'genres' must be text like 'Comedy|Drama'", field="genres")
+    return title.strip(), tidy_genres(genres)
