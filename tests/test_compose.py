@@ -25,7 +25,21 @@ def parses(argv: list[str]) -> bool:
 
 
 def test_every_role_is_present():
-    assert set(SERVICES) == {"redis", *APP_SERVICES}
+    assert set(SERVICES) == {"postgres", "redis", *APP_SERVICES}
+
+
+def test_postgres_keeps_data_reports_health_and_every_role_uses_it():
+    postgres = SERVICES["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert ":?" in postgres["environment"]["POSTGRES_PASSWORD"]  # no default password
+    assert "ports" not in postgres  # reachable from the other containers only
+    for name in APP_SERVICES:
+        url = SERVICES[name]["environment"]["MOVIEREC_DATABASE_URL"]
+        assert url.startswith("postgresql://movierec:") and url.endswith("@postgres:5432/movierec")
+    for name in ("train", *("web", "worker", "beat")):
+        assert SERVICES[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -75,6 +89,6 @@ def test_dockerfile_default_command_is_a_real_subcommand():
     argv = yaml.safe_load(cmd.group(1))
     assert argv[0] == "movierec" and parses(argv[1:])
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
-    for source in ("pipeline", "tasks", "web"):
+    for source in ("pipeline", "cache", "db", "tasks", "web", "service"):
         assert f"COPY {source} ./{source}" in dockerfile
     assert "pip install ." in dockerfile
