@@ -11,11 +11,25 @@ from dataclasses import dataclass
 from pipeline.artifacts import check_version
 
 PREFIX = "movierec"
+VERSIONS = f"{PREFIX}:v:"  # + "<version>:<part>": every key of one version
+# The parts of a version: `VersionKeys.key(part)`, or the reader's one-round-trip script.
+META, MOVIES, SIMILAR, USERS, CLUSTERS, POPULAR, MAP = (
+    "meta",
+    "movies",
+    "similar",
+    "users",
+    "clusters",
+    "popular",
+    "map",
+)
 ACTIVE = f"{PREFIX}:active"
 PREVIOUS = f"{PREFIX}:previous"
 STAGING = f"{PREFIX}:staging"  # zset: version -> time staging started
 RETIRED = f"{PREFIX}:retired"  # zset: version -> time it stopped being active or previous
 RETRAIN_LOCK = f"{PREFIX}:lock:retrain"
+WORKERS = f"{PREFIX}:workers"  # zset: worker hostname -> time of its last heartbeat
+BEAT_LAST_TICK = f"{PREFIX}:beat:last_tick"  # time beat last started or sent a task
+JOB_METRICS = f"{PREFIX}:metrics:jobs"  # hash: "<kind>|<outcome>|<field>" -> count or seconds
 
 
 def job_key(job_id: str) -> str:
@@ -32,6 +46,10 @@ def refresh_lock_key(user_id: int) -> str:
     return f"{PREFIX}:refresh:lock:{user_id}"
 
 
+def members_part(cluster: int) -> str:
+    return f"members:{cluster}"
+
+
 @dataclass(frozen=True)
 class VersionKeys:
     version: str
@@ -41,7 +59,10 @@ class VersionKeys:
 
     @property
     def namespace(self) -> str:
-        return f"{PREFIX}:v:{self.version}"
+        return f"{VERSIONS}{self.version}"
+
+    def key(self, part: str) -> str:
+        return f"{self.namespace}:{part}"
 
     @property
     def pattern(self) -> str:
@@ -50,34 +71,39 @@ class VersionKeys:
     @property
     def meta(self) -> str:
         """JSON: metadata.json plus counts, list depth and the version folder."""
-        return f"{self.namespace}:meta"
+        return self.key(META)
 
     @property
     def movies(self) -> str:
         """Hash movieId -> JSON {title, genres, cluster, score, n_ratings, avg_rating}."""
-        return f"{self.namespace}:movies"
+        return self.key(MOVIES)
 
     @property
     def similar(self) -> str:
         """Hash movieId -> JSON {movies: [similarId, ...], scores: [...]} ranked."""
-        return f"{self.namespace}:similar"
+        return self.key(SIMILAR)
 
     @property
     def users(self) -> str:
         """Hash userId -> JSON {favorite_cluster, n_ratings, counts, liking (default recommender),
         movies, scores, sources}."""
-        return f"{self.namespace}:users"
+        return self.key(USERS)
 
     @property
     def clusters(self) -> str:
         """JSON list of cluster summaries (cluster_summary.json)."""
-        return f"{self.namespace}:clusters"
+        return self.key(CLUSTERS)
 
     @property
     def popular(self) -> str:
         """JSON list of movieIds, most popular first."""
-        return f"{self.namespace}:popular"
+        return self.key(POPULAR)
+
+    @property
+    def cluster_map(self) -> str:
+        """JSON list of [movieId, x, y, cluster]: sampled movies in 2-D, for the dashboard."""
+        return self.key(MAP)
 
     def members(self, cluster: int) -> str:
         """JSON list of the cluster's movieIds, best score first."""
-        return f"{self.namespace}:members:{cluster}"
+        return self.key(members_part(cluster))

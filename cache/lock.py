@@ -6,6 +6,9 @@ free or prolong the lock a newer job has taken since.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import redis
 
 _RELEASE = """
@@ -44,3 +47,35 @@ class TokenLock:
 
     def release(self, token: str) -> bool:
         return bool(self.r.eval(_RELEASE, 1, self.key, token))
+
+
+class Heartbeat:
+    """Renews a lock from a background thread while a task runs, so the lock's TTL can be short:
+    when the process dies the renewals stop and the lock frees within one TTL.
+
+    `renew()` returns False once the lock is no longer the holder's; the beat stops then.
+    """
+
+    def __init__(self, renew: Callable[[], bool], every_seconds: float) -> None:
+        self._renew = renew
+        self._every = every_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-heartbeat", daemon=True)
+        self.lost = False
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                if not self._renew():
+                    self.lost = True
+                    return
+            except redis.RedisError:  # a blip: the next beat tries again, well within the TTL
+                continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import redis
+from pyarrow import ArrowException
 
 from cache import versions
 from cache.keys import VersionKeys
@@ -14,7 +15,8 @@ from pipeline.errors import MovierecError
 
 
 class PublishError(MovierecError):
-    """The staged version is incomplete, so the pointer was not moved."""
+    """The version could not be staged whole, so the pointer was not moved (and what was
+    staged is dropped)."""
 
 
 def publish_version_dir(r: redis.Redis, folder: VersionFolder) -> dict:
@@ -23,9 +25,16 @@ def publish_version_dir(r: redis.Redis, folder: VersionFolder) -> dict:
     if missing:
         raise PublishError(f"{folder.path}: missing {', '.join(missing)}")
     versions.mark_staging(r, folder.version)
-    lists = folder.read_users()
-    write_catalog(r, folder, n_users=len(lists.favorites))
-    write_users(r, folder.version, lists)
+    try:
+        lists = folder.read_users()
+        write_catalog(r, folder, n_users=len(lists.favorites))
+        write_users(r, folder.version, lists)
+    except (OSError, ArrowException, ValueError) as error:
+        versions.abandon(r, folder.version)
+        raise PublishError(f"{folder.path}: a file cannot be read ({error})") from None
+    except redis.ResponseError as error:  # e.g. out of memory under noeviction
+        versions.abandon(r, folder.version)
+        raise PublishError(f"Redis refused version {folder.version}: {error}") from None
     return finish_publish(r, folder.version, expected_users=len(lists.favorites))
 
 

@@ -1,19 +1,19 @@
 """Read-only view of the active cached version, for the web app.
 
-Each call resolves the active version once and reads only that version's keys, so a response
-never mixes two versions even while a retrain flips the pointer. The pointer (and the version's
-metadata) is remembered for `pointer_ttl` seconds: retired versions stay readable for the grace
-period, far longer than that. Movie details are remembered per version too (`MovieCache`), so a
-list costs one round trip for its ids and none for its titles.
+Every read resolves the active pointer and reads the version's key in one server-side script,
+so a response never mixes two versions, a request after a job reports SUCCESS sees the new
+version on every web process, and a user's list still costs one round trip. What never
+changes within a version (its metadata, its clusters' genres, movie details) is kept per
+process and version, read again only when the version changes.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import redis
 
@@ -21,9 +21,32 @@ from cache import keys
 from cache.keys import VersionKeys
 from pipeline.errors import MovierecError
 
+DEFAULT_LENGTH = 5  # items in a list when the request does not say
+
+# GET the pointer, then GET or HGET one part of that version: {version, value} or false.
+_READ_ACTIVE = """
+local version = redis.call('GET', KEYS[1])
+if not version then
+  return false
+end
+local key = ARGV[1] .. version .. ':' .. ARGV[2]
+if ARGV[3] == 'hget' then
+  return {version, redis.call('HGET', key, ARGV[4])}
+end
+return {version, redis.call('GET', key)}
+"""
+
 
 class NoActiveVersion(MovierecError, LookupError):
     """Nothing has been published yet (or the active version's metadata is gone)."""
+
+
+class LengthTooLong(MovierecError, ValueError):
+    """More items were asked for than the version's lists hold."""
+
+    def __init__(self, asked: int, depth: int) -> None:
+        self.asked, self.depth = asked, depth
+        super().__init__(f"n must be an integer from 1 to {depth}, got {asked}")
 
 
 @dataclass(frozen=True)
@@ -76,18 +99,17 @@ class MovieCache:
         return entries
 
 
+class Read(NamedTuple):
+    model: ActiveModel
+    value: Any  # the raw bytes, None when the key or field is absent
+
+
 class CacheReader:
-    def __init__(
-        self,
-        r: redis.Redis,
-        pointer_ttl: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, r: redis.Redis) -> None:
         self.r = r
-        self.pointer_ttl = pointer_ttl
-        self.clock = clock
+        self._read_active = r.register_script(_READ_ACTIVE)
         self._lock = threading.Lock()
-        self._active: tuple[float, ActiveModel] | None = None
+        self._models: dict[str, ActiveModel] = {}
         self._movie_cache = MovieCache()
         self._genres: tuple[str, dict[int, list[str]]] = ("", {})
 
@@ -95,39 +117,33 @@ class CacheReader:
         return bool(self.r.ping())
 
     def active(self) -> ActiveModel:
-        cached = self._active
-        if cached and self.clock() < cached[0]:
-            return cached[1]
-        model = self._load_active()
-        with self._lock:
-            self._active = (self.clock() + self.pointer_ttl, model)
-        return model
+        version = self.r.get(keys.ACTIVE)
+        if version is None:
+            raise NoActiveVersion("no model version has been published yet")
+        return self._model(version.decode())
 
     def movie(self, movie_id: int) -> dict | None:
-        [entry] = self._movie_entries(self.active(), [movie_id])
-        return _movie(movie_id, entry) if entry is not None else None
+        raw = self._read(keys.MOVIES, movie_id).value
+        return _movie(movie_id, json.loads(raw)) if raw else None
 
-    def similar_movies(self, movie_id: int, n: int) -> list[dict] | None:
+    def similar_movies(self, movie_id: int, n: int | None) -> list[dict] | None:
         """The n nearest movies of the same cluster; None for an unknown movie."""
-        model = self.active()
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hexists(model.keys.movies, movie_id)
-        pipe.hget(model.keys.similar, movie_id)
-        known, raw = pipe.execute()
-        if not known:
+        model, raw = self._read(keys.SIMILAR, movie_id)
+        length = _length(model, n)
+        if raw is None and self._movie_entries(model, [movie_id]) == [None]:
             return None
         entry = json.loads(raw) if raw else {"movies": [], "scores": []}
-        ids = entry["movies"][:n]
-        movies = self._movies(model, ids)
+        movies = self._movies(model, entry["movies"][:length])
         for movie, similarity in zip(movies, entry["scores"], strict=False):
             movie["similarity"] = similarity
         return movies
 
     def user(self, user_id: int) -> dict | None:
         """Favorite cluster and how many movies the user rated in each cluster."""
-        entry = self._user_entry(self.active(), user_id)
-        if entry is None:
+        _, raw = self._read(keys.USERS, user_id)
+        if raw is None:
             return None
+        entry = json.loads(raw)
         found = {
             "userId": user_id,
             "favorite_cluster": entry["favorite_cluster"],
@@ -138,13 +154,14 @@ class CacheReader:
             found["cluster_liking"] = {str(c): w for c, w in enumerate(entry["liking"])}
         return found
 
-    def user_recommendations(self, user_id: int, n: int) -> list[dict] | None:
+    def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
         """The user's cached list of unseen movies, each with why it is there; None if unknown."""
-        model = self.active()
-        entry = self._user_entry(model, user_id)
-        if entry is None:
+        model, raw = self._read(keys.USERS, user_id)
+        length = _length(model, n)
+        if raw is None:
             return None
-        movies = self._movies(model, entry["movies"][:n])
+        entry = json.loads(raw)
+        movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
         genres = self._cluster_genres(model)
         for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
@@ -154,51 +171,61 @@ class CacheReader:
         return movies
 
     def clusters(self) -> list[dict]:
-        model = self.active()
-        return json.loads(self.r.get(model.keys.clusters) or "[]")
+        _, raw = self._read(keys.CLUSTERS)
+        return json.loads(raw or "[]")
 
-    def cluster(self, cluster_id: int, n: int) -> dict | None:
+    def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
-        model = self.active()
-        pipe = self.r.pipeline(transaction=False)
-        pipe.get(model.keys.clusters)
-        pipe.get(model.keys.members(cluster_id))
-        summaries, members = pipe.execute()
-        summary = next(
-            (s for s in json.loads(summaries or "[]") if s["cluster"] == cluster_id), None
-        )
+        model, members = self._read(keys.members_part(cluster_id))
+        length = _length(model, n)
+        summary = next((s for s in self._summaries(model) if s["cluster"] == cluster_id), None)
         if summary is None:
             return None
-        ids = json.loads(members)[:n] if members else []
+        ids = json.loads(members)[:length] if members else []
         return {**summary, "movies": self._movies(model, ids)}
 
-    def popular(self, n: int) -> list[dict]:
-        model = self.active()
-        ids = json.loads(self.r.get(model.keys.popular) or "[]")[:n]
+    def cluster_map(self) -> list[list]:
+        """Sampled movies as [movieId, x, y, cluster]; empty for a version without a map."""
+        return json.loads(self._read(keys.MAP).value or "[]")
+
+    def popular(self, n: int | None) -> list[dict]:
+        model, raw = self._read(keys.POPULAR)
+        ids = json.loads(raw or "[]")[: _length(model, n)]
         return self._movies(model, ids)
 
-    def _load_active(self) -> ActiveModel:
-        version = self.r.get(keys.ACTIVE)
-        if version is None:
+    def _read(self, part: str, field: int | None = None) -> Read:
+        """The active version and one of its values, in one round trip."""
+        how = ["get"] if field is None else ["hget", field]
+        found = self._read_active(keys=[keys.ACTIVE], args=[keys.VERSIONS, part, *how])
+        if not found:
             raise NoActiveVersion("no model version has been published yet")
-        model_keys = VersionKeys(version.decode())
-        meta = self.r.get(model_keys.meta)
+        version, value = found
+        return Read(self._model(version.decode()), value)
+
+    def _model(self, version: str) -> ActiveModel:
+        """A version's metadata, read once per process: it never changes."""
+        model = self._models.get(version)
+        if model is not None:
+            return model
+        meta = self.r.get(VersionKeys(version).meta)
         if meta is None:
-            raise NoActiveVersion(f"active version {model_keys.version} has no cached metadata")
-        return ActiveModel(model_keys.version, json.loads(meta))
+            raise NoActiveVersion(f"active version {version} has no cached metadata")
+        model = ActiveModel(version, json.loads(meta))
+        with self._lock:
+            self._models = {version: model}  # the previous version's is no longer needed
+        return model
+
+    def _summaries(self, model: ActiveModel) -> list[dict]:
+        return json.loads(self.r.get(model.keys.clusters) or "[]")
 
     def _cluster_genres(self, model: ActiveModel) -> dict[int, list[str]]:
         """Each cluster's leading genres, read once per version: summaries never change."""
         cached_version, genres = self._genres
         if cached_version != model.version:
-            summaries = json.loads(self.r.get(model.keys.clusters) or "[]")
+            summaries = self._summaries(model)
             genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
             self._genres = (model.version, genres)
         return genres
-
-    def _user_entry(self, model: ActiveModel, user_id: int) -> dict | None:
-        raw = self.r.hget(model.keys.users, user_id)
-        return json.loads(raw) if raw else None
 
     def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
         """Titles and details for a ranked list of ids, at most one round trip."""
@@ -210,6 +237,23 @@ class CacheReader:
             return self.r.hmget(model.keys.movies, missing)
 
         return self._movie_cache.get_many(model.version, ids, fetch) if ids else []
+
+    def catalog_size(self, model: ActiveModel) -> int:
+        """How many movies the version holds: it grows only when one is added over HTTP."""
+        return self.r.hlen(model.keys.movies)
+
+    def all_movies(self, model: ActiveModel) -> dict[int, dict]:
+        """Every movie of a version, decoded, for an index built once per version (search)."""
+        return {int(k): json.loads(v) for k, v in self.r.hgetall(model.keys.movies).items()}
+
+
+def _length(model: ActiveModel, n: int | None) -> int:
+    """How many items a list answer holds: `n`, or the default, never more than the depth."""
+    if n is None:
+        return min(DEFAULT_LENGTH, model.depth)
+    if n > model.depth:
+        raise LengthTooLong(n, model.depth)
+    return n
 
 
 def _movie(movie_id: int, entry: dict) -> dict:

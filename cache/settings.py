@@ -32,7 +32,7 @@ class Settings:
     grace_seconds: int
     retrain_time_limit: int
     chunk_time_limit: int
-    pointer_ttl: float
+    lock_ttl_seconds: int = 60  # renewed while the job runs: a dead holder frees it this fast
     keep_versions: int = 3
 
     @property
@@ -50,8 +50,8 @@ class Settings:
         return OutputFolder(self.out_dir)
 
     @property
-    def lock_ttl_seconds(self) -> int:
-        """Outlives the hard limit of any one step, so a live retrain never loses its lock."""
+    def job_deadline_seconds(self) -> int:
+        """The longest a retrain can take, every step at its hard limit."""
         return self.retrain_time_limit + self.chunk_time_limit
 
     @classmethod
@@ -68,8 +68,8 @@ class Settings:
             grace_seconds=_positive_int(env, "MOVIEREC_GRACE_SECONDS", 900),
             retrain_time_limit=_positive_int(env, "MOVIEREC_RETRAIN_TIME_LIMIT", 4 * 3600),
             chunk_time_limit=_positive_int(env, "MOVIEREC_CHUNK_TIME_LIMIT", 900),
-            pointer_ttl=_non_negative_float(env, "MOVIEREC_POINTER_TTL", 1.0),
             keep_versions=_positive_int(env, "MOVIEREC_KEEP_VERSIONS", 3),
+            lock_ttl_seconds=_positive_int(env, "MOVIEREC_LOCK_TTL", 60),
         )
 
 
@@ -80,27 +80,15 @@ def get_settings() -> Settings:
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    return int(_number(env, name, default, int, allow_zero=False))
-
-
-def _non_negative_float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(env, name, default, float, allow_zero=True)
-
-
-def _number(
-    env: Mapping[str, str], name: str, default: float, kind: type, allow_zero: bool
-) -> float:
     raw = env.get(name)
     if not raw:
         return default
     try:
-        value = kind(raw)
+        value = int(raw)
     except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise SettingsError(f"{name}={raw!r} is not {what}") from None
-    if not (value > 0 or (allow_zero and value == 0)):
-        bound = "zero or more" if allow_zero else "positive"
-        raise SettingsError(f"{name}={raw!r} must be {bound}")
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
     return value
 
 

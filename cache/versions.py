@@ -139,6 +139,16 @@ def drop_version(r: redis.Redis, version: str, batch: int = 500) -> int:
     return removed
 
 
+def abandon(r: redis.Redis, version: str) -> int:
+    """Drop what a failed publish staged, at once rather than when staging goes stale; a live
+    version is never touched. Returns the keys removed."""
+    if version in (active_version(r), _text(r.get(keys.PREVIOUS))):
+        return 0
+    removed = drop_version(r, version)
+    r.zrem(keys.STAGING, version)
+    return removed
+
+
 def cleanup(
     r: redis.Redis, grace_seconds: float, stale_staging_seconds: float, now: float | None = None
 ) -> list[str]:

@@ -50,6 +50,8 @@ def write_catalog(
         pipe.set(ns.members(cluster), json.dumps(ids))
     pipe.set(ns.clusters, json.dumps(summary))
     pipe.set(ns.popular, json.dumps(_ranked_ids(popular)))
+    if folder.cluster_map.is_file():
+        pipe.set(ns.cluster_map, folder.cluster_map.read_text())
     pipe.execute()
 
     depth = list_depth(metadata, similar)

@@ -44,7 +44,7 @@ def database_loader(url: str) -> Loader:
         with stages("read"):
             data, info = read_snapshot(url)
         fingerprint = hashlib.sha256(json.dumps(asdict(info), sort_keys=True).encode())
-        return Loaded(data, {"database": asdict(info)}, fingerprint.hexdigest())
+        return Loaded(data, {"database": asdict(info)}, fingerprint.hexdigest(), cleaned_here=False)
 
     return load
 

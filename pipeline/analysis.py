@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 TOP_GENRES = 5
 TOP_MOVIES = 10
+MAP_POINTS = 2000  # the dashboard's cluster map: enough to see the shapes, small enough to send
+
+
+class Projection(NamedTuple):
+    rows: np.ndarray  # the sampled rows of X, ascending
+    xy: np.ndarray  # their first two principal components
+
+
+def pca_2d(X: np.ndarray, size: int, random_state: int) -> Projection:
+    """At most `size` rows, sampled, so a picture stays readable and cheap at any size."""
+    rows = np.arange(len(X))
+    if len(X) > size:
+        rows = np.sort(np.random.default_rng(random_state).choice(len(X), size, False))
+    return Projection(rows, PCA(n_components=2, random_state=random_state).fit_transform(X[rows]))
+
+
+def cluster_map(X: np.ndarray, movies: pd.DataFrame, random_state: int) -> list[list]:
+    """[movieId, x, y, cluster] of sampled movies in the 2-D PCA of the clustering features."""
+    rows, xy = pca_2d(X, MAP_POINTS, random_state)
+    ids = movies["movieId"].to_numpy()[rows]
+    clusters = movies["cluster"].to_numpy()[rows]
+    return [
+        [int(movie), round(float(x), 3), round(float(y), 3), int(cluster)]
+        for movie, (x, y), cluster in zip(ids, xy, clusters, strict=True)
+    ]
 
 
 def genre_share(movies: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pipeline.errors import ParameterError
+from pipeline.errors import ParameterError, check_choice
 from pipeline.params import PipelineParams
 
 if TYPE_CHECKING:  # the serving side names folders without importing pandas
@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # the serving side names folders without importing pandas
 
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RATINGS_ROW_GROUP = 1 << 18  # a chunk task reads only the row groups of its users
+# Every version holds its model in both formats; ONNX is the default for `movierec assign` and
+# the web process: the same labels, loaded faster and without scikit-learn (BENCHMARKS.md).
+ONNX, JOBLIB = "onnx", "joblib"
+MODEL_FORMATS = (ONNX, JOBLIB)
+DEFAULT_MODEL_FORMAT = ONNX
 
 
 def check_version(version: str) -> str:
@@ -64,7 +69,18 @@ class VersionFolder:
 
     @property
     def model(self) -> Path:
+        """The fitted scikit-learn Pipeline, pickled by joblib."""
         return self.path / "kmeans_model.pkl"
+
+    @property
+    def onnx_model(self) -> Path:
+        """The same model as an ONNX graph (`pipeline.model_store`): loading it runs no code."""
+        return self.path / "kmeans_model.onnx"
+
+    def model_file(self, model_format: str) -> Path:
+        """The model in one of MODEL_FORMATS."""
+        files = dict(zip(MODEL_FORMATS, (self.onnx_model, self.model), strict=True))
+        return files[check_choice("model format", model_format, files)]
 
     @property
     def movies(self) -> Path:
@@ -73,6 +89,11 @@ class VersionFolder:
     @property
     def summary(self) -> Path:
         return self.path / "cluster_summary.json"
+
+    @property
+    def cluster_map(self) -> Path:
+        """Sampled movies in 2-D, for the dashboard; versions before it have none."""
+        return self.path / "cluster_map.json"
 
     @property
     def similar(self) -> Path:
@@ -226,6 +247,11 @@ class OutputFolder:
     def data(self) -> Path:
         """MovieLens samples downloaded on a first run without data."""
         return self.path / "data"
+
+    @property
+    def api_token(self) -> Path:
+        """The API token `movierec up` made when MOVIEREC_API_TOKEN was unset (mode 0600)."""
+        return self.path / "api_token"
 
     @property
     def postgres(self) -> Path:

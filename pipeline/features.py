@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -82,8 +84,10 @@ class MovieFeaturizer(TransformerMixin, BaseEstimator):
         unit = np.divide(values, norm, out=np.zeros_like(values), where=norm > 0)
         return self.factor_weight * unit
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray:
+        """`X` may also be a dict of columns, as `assign_movie` passes one movie."""
         check_is_fitted(self, "scaler_")
+        X = pd.DataFrame(X)
         genres = X["genres"].fillna("").str.get_dummies("|")
         one_hot = genres.reindex(columns=self.genres_, fill_value=0).to_numpy(np.float64)
         parts = [one_hot, self.scaler_.transform(self._numeric(X))]

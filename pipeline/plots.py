@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.decomposition import PCA
 
+from pipeline.analysis import pca_2d
 from pipeline.io import atomic_path
 
 SCATTER_SAMPLE = 5000
@@ -33,11 +33,7 @@ def cluster_sizes(labels: np.ndarray, k: int, path: Path) -> None:
 
 
 def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int) -> None:
-    """Sampled, so the picture stays readable and cheap at any catalogue size."""
-    rows = np.arange(len(X))
-    if len(X) > SCATTER_SAMPLE:
-        rows = np.sort(np.random.default_rng(random_state).choice(len(X), SCATTER_SAMPLE, False))
-    xy = PCA(n_components=2, random_state=random_state).fit_transform(X[rows])
+    rows, xy = pca_2d(X, SCATTER_SAMPLE, random_state)
     fig, ax = figure(7, 6)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels[rows], cmap="tab10", s=6, alpha=0.7)
     ax.legend(*points.legend_elements(), title="cluster", loc="best", fontsize="small")

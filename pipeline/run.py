@@ -19,13 +19,14 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from pipeline import io, plots
-from pipeline.analysis import cluster_summary, genre_share
+from pipeline.analysis import cluster_map, cluster_summary, genre_share
 from pipeline.artifacts import RATINGS_ROW_GROUP, OutputFolder, UserLists, VersionFolder
 from pipeline.cleaning import CleanData, clean
 from pipeline.clustering import choose_k, cluster_metrics
 from pipeline.factors import movie_factors
 from pipeline.features import movie_stats, tag_documents
 from pipeline.model import build_model
+from pipeline.model_store import save_models
 from pipeline.params import PERSONAL, PipelineParams
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
 from pipeline.readers import read_dataset
@@ -46,7 +47,7 @@ STAGES = (
     "plots",
     "write",
 )
-LIBRARIES = ("numpy", "pandas", "scikit-learn", "pyarrow", "joblib")
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "pyarrow", "joblib", "skl2onnx", "onnx")
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Loaded:
     data: CleanData
     source: dict  # {"data_dir": ...} for a folder, {"database": ...} for a snapshot
     fingerprint: str
+    cleaned_here: bool = True  # False: cleaned at import, whose report cleaning_report.json keeps
 
 
 # Reads the training data, timing its own stages ("read", and "clean" where it cleans).
@@ -165,6 +167,7 @@ class Built:
     standardized: pd.DataFrame
     global_mean: float
     users: UserLists | None
+    cluster_map: list[list]  # sampled [movieId, x, y, cluster] for the dashboard
 
 
 def build(
@@ -195,6 +198,7 @@ def build(
         )
     with stages("analyse"):
         summary = cluster_summary(movies, fitted.k)
+        points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
         popular = popular_list(movies, params.list_depth)
         similar = similar_movies(fitted.X, movies, params.list_depth)
@@ -217,6 +221,7 @@ def build(
         standardized=standardized,
         global_mean=global_mean,
         users=users,
+        cluster_map=points,
     )
 
 
@@ -238,7 +243,7 @@ def _run(
     shutil.rmtree(staging.path, ignore_errors=True)
     staging.path.mkdir(parents=True)
     with ThreadPoolExecutor(max_workers=1) as writer:
-        pending = [writer.submit(_write_cleaned, out, staging, data)]
+        pending = [writer.submit(_write_cleaned, out, staging, data, loaded.cleaned_here)]
         built = build(data, params, stages, with_users)
         pending.append(writer.submit(_write_frame, built.standardized, out.standardized_ratings))
         if params.plots:
@@ -287,8 +292,11 @@ def _write_frame(frame: pd.DataFrame, stem: Path) -> None:
     io.write_parquet(frame, stem.with_suffix(".parquet"))
 
 
-def _write_cleaned(out: OutputFolder, staging: VersionFolder, data: CleanData) -> None:
-    io.write_json(data.report, out.cleaning_report)
+def _write_cleaned(
+    out: OutputFolder, staging: VersionFolder, data: CleanData, cleaned_here: bool
+) -> None:
+    if cleaned_here:
+        io.write_json(data.report, out.cleaning_report)
     _write_frame(data.movies, out.cleaned_movies)
     _write_frame(data.tags, out.cleaned_tags)
     processed = data.tags.groupby(["movieId", "filtered"], as_index=False).size()
@@ -300,9 +308,10 @@ def _write_cleaned(out: OutputFolder, staging: VersionFolder, data: CleanData) -
 
 
 def _write_built(staging: VersionFolder, built: Built, metadata: dict) -> None:
-    io.dump_joblib(built.model, staging.model)
+    metadata["model_files"] = save_models(staging, built.model)  # load_model checks them
     io.write_parquet(built.movies.drop(columns=["tags"], errors="ignore"), staging.movies)
     io.write_json(built.summary, staging.summary)
+    io.write_json(built.cluster_map, staging.cluster_map)
     io.write_parquet(built.popular, staging.popular)
     io.write_parquet(built.similar, staging.similar)
     if built.users is not None:

@@ -21,7 +21,6 @@ import importlib.util
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import stat
@@ -37,6 +36,7 @@ import psycopg
 from service.embedded_redis import LOOPBACK, free_port
 from service.errors import ServiceError
 from service.polling import wait_until
+from service.secret_files import private_secret
 
 SERVER_USER = "movierec-pg"
 SUPERUSER = "postgres"
@@ -161,27 +161,26 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
 
 
+def cluster_dir(folder: Path) -> Path:
+    return folder / "pgdata"
+
+
 def superuser_password(folder: Path) -> str:
     """The password in `folder`, made on first use; call under `_locked`."""
     path = folder / "password"
     if path.is_file():
         return path.read_text().strip()
-    if (folder / "pgdata").exists():
+    if cluster_dir(folder).exists():
         raise ServiceError(
             f"{path} is missing, so {folder}/pgdata cannot be reached: restore the file, "
             "or delete the folder to start with an empty database"
         )
-    staged = folder / "password.tmp"
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(24) + "\n")
-    os.replace(staged, path)  # a crash never leaves a half-written password
-    return path.read_text().strip()
+    return private_secret(path)
 
 
 def init_cluster(folder: Path, bin_dir: Path, account: Account, password: str) -> Path:
     """`folder`/pgdata, made by initdb once; built under another name so a crash leaves no half."""
-    pgdata = folder / "pgdata"
+    pgdata = cluster_dir(folder)
     if pgdata.exists():
         return pgdata
     staging, pwfile = folder / "pgdata.init", folder / "pgdata.init.pw"

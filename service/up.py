@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,10 +27,11 @@ from cache.redis_client import redis_from_url
 from cache.settings import REPO, Settings, get_settings
 from service.bootstrap import ensure_active
 from service.database_setup import import_if_empty
-from service.embedded_postgres import STOP_SIGNAL, start_postgres
+from service.embedded_postgres import STOP_SIGNAL, clear_stale_pid, cluster_dir, start_postgres
 from service.embedded_redis import start_redis
 from service.errors import ServiceError
 from service.polling import wait_until
+from service.secret_files import private_secret
 from service.supervisor import Supervisor
 from tasks.celery_app import make_celery
 from tasks.jobs import Submission, job_status, submit_retrain
@@ -52,7 +52,7 @@ def say(message: str) -> None:
 
 def run_up(options: UpOptions) -> int:
     with ExitStack() as stack:
-        children = stack.enter_context(Supervisor())
+        children = stack.enter_context(Supervisor(say=say))
         if get_settings().redis_url is None:
             os.environ["REDIS_URL"] = _embedded_redis(stack, children, options.redis_port)
         if get_settings().database_url is None:
@@ -71,7 +71,7 @@ def run_up(options: UpOptions) -> int:
 
         def train_through_worker() -> dict:
             job_id = started_job(submit_retrain(app, r, settings))
-            return _follow(app, r, job_id, children, settings.lock_ttl_seconds)
+            return _follow(app, r, job_id, children, settings.job_deadline_seconds)
 
         ensure_active(r, settings, train_through_worker, say)
         base = f"http://{options.bind}"
@@ -89,7 +89,7 @@ def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) ->
         port,
         spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
     )
-    say(f"embedded Redis {server.url} (data in {folder})")
+    say(f"embedded Redis {_without_password(server.url)} (data in {folder})")
     return server.url
 
 
@@ -97,7 +97,13 @@ def _embedded_postgres(children: Supervisor) -> str:
     folder = get_settings().output.postgres
 
     def spawn(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
-        return children.spawn("postgres", command, stop_signal=STOP_SIGNAL, **popen_kwargs)
+        return children.spawn(
+            "postgres",
+            command,
+            stop_signal=STOP_SIGNAL,
+            before_restart=lambda: clear_stale_pid(cluster_dir(folder)),  # a killed server's
+            **popen_kwargs,
+        )
 
     server = start_postgres(folder, spawn=spawn)
     say(f"embedded PostgreSQL on 127.0.0.1 (data in {folder})")
@@ -107,8 +113,8 @@ def _embedded_postgres(children: Supervisor) -> str:
 def _export_child_settings() -> None:
     """Children inherit the environment: make it say everything they need, then reread it."""
     settings = get_settings()
-    if not settings.api_token:
-        os.environ["MOVIEREC_API_TOKEN"] = secrets.token_urlsafe(24)
+    if not settings.api_token:  # kept across restarts, so scripts holding it keep working
+        os.environ["MOVIEREC_API_TOKEN"] = private_secret(settings.output.api_token)
     os.environ["MOVIEREC_OUTPUT"] = str(settings.out_dir)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
@@ -125,7 +131,7 @@ def started_job(submission: Submission) -> str:
 
 
 def _follow(app: Celery, r: redis.Redis, job_id: str, children: Supervisor, timeout: float) -> dict:
-    """Wait for the job to end; `timeout` is the lock's TTL, the longest a live retrain can run."""
+    """Wait for the job to end; `timeout` is the longest a live retrain can run."""
     last = None
 
     def finished() -> dict | None:
@@ -174,7 +180,7 @@ movierec is up
   API       {base}/
   health    {base}/health
   example   {base}/recommend/user/1?n=5
-  Redis     {settings.broker_url}
+  Redis     {_without_password(settings.broker_url)}
   database  {_without_password(settings.database_url)}   (MOVIEREC_DATABASE_URL)
   token     {token}   (MOVIEREC_API_TOKEN; needed for POST, DELETE and /jobs)
   rate      curl -X POST -H "Authorization: Bearer {token}" -d {rating} {base}/users/1/ratings

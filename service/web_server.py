@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from gunicorn.app.base import BaseApplication
 
@@ -29,6 +31,7 @@ class WebServer(BaseApplication):
 
 
 def serve(bind: str, workers: int, threads: int = 1, access_log: bool = False) -> None:
+    metrics = metrics_dir()
     options = {
         "bind": bind,
         "workers": workers,
@@ -38,7 +41,25 @@ def serve(bind: str, workers: int, threads: int = 1, access_log: bool = False) -
         "timeout": 30,
         # A control socket in $HOME would be shared by every server on the machine.
         "control_socket_disable": True,
+        "child_exit": _worker_exited,
+        "on_exit": lambda server: shutil.rmtree(metrics, ignore_errors=True),
     }
     if access_log:
         options["accesslog"] = "-"
     WebServer(options).run()
+
+
+def metrics_dir() -> str:
+    """A new, empty folder where the workers' request metrics add up (web.metrics), named in the
+    environment before any worker imports prometheus_client. One per server: two servers on one
+    machine never mix or wipe each other's counts."""
+    folder = tempfile.mkdtemp(prefix="movierec-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+def _worker_exited(server, worker) -> None:
+    """prometheus_client's bookkeeping for a worker gone: its live gauges, if any, stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -27,7 +27,7 @@ REFRESH_SWEEP_EVERY_SECONDS = 30.0
 def celery_config(settings: Settings) -> dict:
     # An unacknowledged message is handed to another worker after the visibility timeout, so it
     # must outlast the longest task or a running retrain would start a second time.
-    visibility_timeout = settings.lock_ttl_seconds + 600
+    visibility_timeout = settings.job_deadline_seconds + 600
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.broker_url,
@@ -48,6 +48,9 @@ def celery_config(settings: Settings) -> dict:
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": beat_schedule(settings),
+        # Task events, and the sent one from whoever queues a task, let Celery Flower follow jobs.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
     }
 
 
@@ -67,7 +70,9 @@ def time_limits(hard_limit: int) -> dict[str, int]:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("movierec", include=["tasks.retrain", "tasks.refresh", "tasks.cleanup"])
+    # Imported by workers and beat only; tasks.monitoring holds signal receivers, not tasks.
+    modules = ["tasks.retrain", "tasks.refresh", "tasks.cleanup", "tasks.monitoring"]
+    app = Celery("movierec", include=modules)
     app.conf.update(celery_config(settings))
     return app
 

@@ -28,7 +28,7 @@ def prune_version_dirs(models: ModelsFolder, protected: set[str], keep: int) -> 
 def cleanup_versions() -> dict[str, list[str]]:
     """Retired versions go after the grace period; abandoned staging once no retrain can own it."""
     settings, r = get_settings(), get_redis()
-    dropped = versions.cleanup(r, settings.grace_seconds, settings.lock_ttl_seconds)
+    dropped = versions.cleanup(r, settings.grace_seconds, settings.job_deadline_seconds)
     pointers = versions.read_pointers(r)
     models = settings.output.models
     protected = {pointers.active, pointers.previous, *pointers.staging, *pointers.retired}

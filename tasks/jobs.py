@@ -15,14 +15,22 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from cache import keys
-from cache.lock import TokenLock
+from cache.lock import Heartbeat, TokenLock
 from cache.settings import Settings
+from pipeline.errors import MovierecError
 from tasks.celery_app import RESULT_TTL_SECONDS, TASK_REFRESH_USER, TASK_RETRAIN
 
 ERROR_CHARS = 300
 # A queued refresh's mark outlives any wait in the queue; if the message were lost, the mark
 # expires and the pending sweep (or the next write) queues another.
 REFRESH_QUEUED_TTL_SECONDS = 600
+# A submitted retrain waits at most this long for a worker before its lock frees; once a worker
+# runs it, the lock's TTL is the short one a heartbeat renews.
+QUEUED_LOCK_SECONDS = 600
+WORKER_LOST = (
+    "WorkerLost: the worker running this job died (its lock lapsed); nothing was published. "
+    "Start a new retrain."
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,68 @@ class Submission:
 
 
 def retrain_lock(r: redis.Redis, settings: Settings) -> TokenLock:
+    """The lock as a running step holds it: a short TTL that a heartbeat renews."""
     return TokenLock(r, keys.RETRAIN_LOCK, settings.lock_ttl_seconds)
+
+
+class JobLost(MovierecError):
+    """The process running the job died: its lock lapsed, so the job may not go on."""
+
+
+# Take or renew the lock for a job that is not marked lost: 1, or 0 when another job holds it,
+# or -1 when this job was given up on (a message redelivered after its worker died).
+_HOLD = """
+if redis.call('HEXISTS', KEYS[2], 'lost') == 1 then
+  return -1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# A started job whose lock lapsed is lost, once and for good: its holder died. A job that let
+# go of its lock itself (it finished, or failed) is not.
+_MARK_LOST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
+  return 0
+end
+redis.call('HSETNX', KEYS[2], 'lost', ARGV[2])
+return 1
+"""
+
+
+def hold_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> bool:
+    """True when the job holds the lock now (taken again if it lapsed and nobody took it);
+    False when another job holds it; JobLost when this job was given up on."""
+    held = r.eval(
+        _HOLD, 2, keys.RETRAIN_LOCK, keys.job_key(job_id), job_id, settings.lock_ttl_seconds * 1000
+    )
+    if held == -1:
+        raise JobLost(f"job {job_id} was given up on: the worker running it died")
+    return held == 1
+
+
+def release_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> bool:
+    """The job ends (published, or failed): say so before letting go, so nobody reading its
+    status in between takes the free lock for a dead worker."""
+    r.hset(keys.job_key(job_id), "ended", repr(time.time()))
+    return retrain_lock(r, settings).release(job_id)
+
+
+def retrain_heartbeat(r: redis.Redis, settings: Settings, job_id: str) -> Heartbeat:
+    """Renews the job's lock while a step runs, three times per TTL."""
+    return Heartbeat(lambda: hold_retrain_lock(r, settings, job_id), settings.lock_ttl_seconds / 3)
+
+
+def _mark_lost_if_orphaned(r: redis.Redis, job_id: str) -> bool:
+    return bool(
+        r.eval(_MARK_LOST, 2, keys.RETRAIN_LOCK, keys.job_key(job_id), job_id, repr(time.time()))
+    )
 
 
 def record_job(r: redis.Redis, job_id: str, kind: str, **fields: str | int) -> None:
@@ -62,7 +131,7 @@ def record_chunk_done(r: redis.Redis, job_id: str, user_lo: int, user_hi: int) -
 
 def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submission:
     """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
-    lock = retrain_lock(r, settings)
+    lock = TokenLock(r, keys.RETRAIN_LOCK, QUEUED_LOCK_SECONDS)
     job_id = str(uuid.uuid4())
     for _ in range(3):  # the holder may finish between our failed SET NX and the GET
         if lock.acquire(job_id):
@@ -112,6 +181,14 @@ def public_error(error: object) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
 
 
+def _lost(r: redis.Redis, record: dict[str, str], job_id: str, state: str) -> bool:
+    """A retrain that started and no longer holds the lock: its worker died."""
+    if "lost" in record:
+        return True
+    running = record.get("kind") == "retrain" and state in ("STARTED", "PROGRESS")
+    return running and _mark_lost_if_orphaned(r, job_id)
+
+
 def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
     """State, progress, result or error of a job this service started; None if unknown."""
     record = {k.decode(): v.decode() for k, v in r.hgetall(keys.job_key(job_id)).items()}
@@ -120,6 +197,8 @@ def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
     result = AsyncResult(job_id, app=app)
     state = result.state
     info = result.info
+    if _lost(r, record, job_id, state):
+        state, info = "FAILURE", None
     status = {
         "id": job_id,
         "kind": record.get("kind"),
@@ -129,7 +208,7 @@ def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
         "error": None,
     }
     if state == "FAILURE":
-        status["error"] = public_error(info)
+        status["error"] = public_error(info) if info is not None else WORKER_LOST
     elif state == "SUCCESS":
         status["result"] = info
         status["progress"] = {"stage": "done", "percent": 100}

@@ -40,7 +40,16 @@ from tasks.celery_app import (
 )
 from tasks.database_access import worker_database
 from tasks.fanout import user_fanout, user_ranges
-from tasks.jobs import record_chunk_done, record_job, retrain_lock, submit_refresh_user
+from tasks.jobs import (
+    JobLost,
+    hold_retrain_lock,
+    record_chunk_done,
+    record_job,
+    release_retrain_lock,
+    retrain_heartbeat,
+    retrain_lock,
+    submit_refresh_user,
+)
 from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
@@ -59,17 +68,22 @@ def retrain(self: Task) -> dict:
         log.warning("retrain %s redelivered after its hand-off: not training again", job_id)
         raise Ignore()
     record_job(r, job_id, "retrain")
-    lock = retrain_lock(r, settings)
-    if not lock.acquire(job_id):
-        running = lock.holder()
+    try:
+        held = hold_retrain_lock(r, settings, job_id)
+    except JobLost:  # redelivered after its worker died and the job was given up on
+        log.warning("retrain %s was given up on when its worker died: not training", job_id)
+        raise Ignore() from None
+    if not held:
+        running = retrain_lock(r, settings).holder()
         log.info("retrain %s skipped: %s is running", job_id, running)
         return {"status": "skipped", "running": running}
     try:
-        return self.replace(_train_and_stage(self, r, job_id))
+        with retrain_heartbeat(r, settings, job_id):
+            return self.replace(_train_and_stage(self, r, job_id))
     except Ignore:  # replace() raises it once the chord is sent: the chord now owns the lock
         raise
     except BaseException:
-        lock.release(job_id)
+        give_up(r, job_id)
         raise
 
 
@@ -84,6 +98,7 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     result = train(source, settings.out_dir, params, on_stage)
     version = result.version
     versions.mark_staging(r, version)
+    record_job(r, job_id, "retrain", staged=version)
     ids = user_ids(result.folder)
     write_catalog(r, result.folder, n_users=len(ids), extra_meta={"job_id": job_id})
     ranges = user_ranges(ids, settings.chunk_users)
@@ -127,10 +142,12 @@ def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: st
     """
     r = get_redis()
     hold_lock(r, job_id)
-    folder = version_folder(version)
-    lists = recommend_users(read_user_ratings(folder, user_lo, user_hi), catalog_for(folder))
-    folder.write_user_part(user_lo, user_hi, lists)
-    written = write_users(r, version, lists)
+    with retrain_heartbeat(r, get_settings(), job_id):
+        folder = version_folder(version)
+        lists = recommend_users(read_user_ratings(folder, user_lo, user_hi), catalog_for(folder))
+        folder.write_user_part(user_lo, user_hi, lists)
+        hold_lock(r, job_id)  # the lock lapsed meanwhile (a stalled worker): write nothing
+        written = write_users(r, version, lists)
     done = record_chunk_done(r, job_id, user_lo, user_hi)
     total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
     _progress(self, job_id, "users", TRAIN_SHARE + USERS_SHARE * done / total, version=version)
@@ -143,23 +160,30 @@ def publish_version(
 ) -> dict:
     """The chord callback, run only when every chunk succeeded: flip the pointer, free the lock."""
     settings, r = get_settings(), get_redis()
+    pointers = versions.read_pointers(r)
+    if pointers.active == version:  # redelivered after the flip: report it, flip nothing
+        release_retrain_lock(r, settings, job_id)
+        users = r.hlen(keys.VersionKeys(version).users)
+        caught_up = catch_up(r, version)
+        return {"version": version, "previous": pointers.previous, "users": users} | caught_up
     try:
-        pointers = versions.read_pointers(r)
-        if pointers.active == version:  # redelivered after the flip: report it, flip nothing
-            users = r.hlen(keys.VersionKeys(version).users)
-            caught_up = catch_up(r, version)
-            return {"version": version, "previous": pointers.previous, "users": users} | caught_up
         hold_lock(r, job_id)
         _progress(self, job_id, "publish", TRAIN_SHARE + USERS_SHARE, version=version)
         chunk_users = sum(part["users"] for part in chunk_results)
         if chunk_users != n_users:
             raise PublishError(f"chunks computed {chunk_users} users, expected {n_users}")
-        version_folder(version).merge_user_parts()
+        with retrain_heartbeat(r, settings, job_id):
+            version_folder(version).merge_user_parts()
+        hold_lock(r, job_id)
         summary = finish_publish(r, version, expected_users=n_users)
         settings.output.models.write_latest(version)
-        summary["dropped"] = versions.cleanup(r, settings.grace_seconds, settings.lock_ttl_seconds)
-    finally:
-        retrain_lock(r, settings).release(job_id)
+        summary["dropped"] = versions.cleanup(
+            r, settings.grace_seconds, settings.job_deadline_seconds
+        )
+    except BaseException:
+        give_up(r, job_id)
+        raise
+    release_retrain_lock(r, settings, job_id)
     summary |= catch_up(r, version)
     log.info("published %s (previous %s)", version, summary["previous"])
     return summary
@@ -187,13 +211,23 @@ def catch_up(r: redis.Redis, version: str) -> dict[str, int]:
 @celery_app.task(name=TASK_RELEASE_LOCK)
 def release_lock(job_id: str) -> bool:
     """Error callback of the chord: a failed chunk must not keep retrains blocked until the TTL."""
-    return retrain_lock(get_redis(), get_settings()).release(job_id)
+    return give_up(get_redis(), job_id)
+
+
+def give_up(r: redis.Redis, job_id: str) -> bool:
+    """A failed job leaves nothing staged behind (the live version is never touched) and frees
+    the lock for the next retrain."""
+    staged = r.hget(keys.job_key(job_id), "staged")
+    if staged is not None:
+        versions.abandon(r, staged.decode())
+    return release_retrain_lock(r, get_settings(), job_id)
 
 
 def hold_lock(r: redis.Redis, job_id: str) -> None:
     """Prolong the job's lock, or stop: a job that lost it may not write or publish a version."""
-    lock = retrain_lock(r, get_settings())
-    if not lock.extend(job_id):
+    settings = get_settings()
+    if not hold_retrain_lock(r, settings, job_id):
+        lock = retrain_lock(r, settings)
         raise PublishError(
             f"retrain lock lost by job {job_id} (held by {lock.holder()}): not publishing"
         )

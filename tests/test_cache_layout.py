@@ -11,7 +11,7 @@ import pytest
 from cache import keys, versions
 from cache.lock import TokenLock
 from cache.publish import PublishError, finish_publish, publish_version_dir
-from cache.reader import CacheReader, NoActiveVersion
+from cache.reader import CacheReader, LengthTooLong, NoActiveVersion
 from cache.writer import encode_users, write_catalog, write_users
 from pipeline.artifacts import ModelsFolder, UserLists, VersionFolder
 from tasks.fanout import user_ranges
@@ -157,25 +157,62 @@ def test_version_ids_cannot_escape_the_namespace():
             keys.VersionKeys(bad)
 
 
-def test_reader_uses_one_version_per_call_and_follows_flips(r, models):
+def test_reader_sees_a_flip_at_once_and_never_mixes_versions(r, models):
     publish_version_dir(r, fake_version(models, V1, " [v1]"))
-    now = [0.0]
-    reader = CacheReader(r, pointer_ttl=5.0, clock=lambda: now[0])
+    reader = CacheReader(r)
     assert reader.movie(10)["title"] == "Alpha (2000) [v1]"
-    publish_version_dir(r, fake_version(models, V2, " [v2]"))
-    now[0] = 4.9  # the remembered pointer still names V1, whose keys are all still there
     assert {m["title"] for m in reader.user_recommendations(1, 3)} == {
         "Beta (2001) [v1]",
         "Gamma (2002) [v1]",
         "Epsilon (2004) [v1]",
     }
-    now[0] = 5.1
-    assert reader.movie(10)["title"] == "Alpha (2000) [v2]"
+    publish_version_dir(r, fake_version(models, V2, " [v2]"))
+    assert reader.movie(10)["title"] == "Alpha (2000) [v2]"  # no stale pointer
+    assert {m["title"] for m in reader.user_recommendations(1, 3)} == {
+        "Beta (2001) [v2]",
+        "Gamma (2002) [v2]",
+        "Epsilon (2004) [v2]",
+    }
+
+
+class CountingRedis:
+    """Counts the client calls that go to the server (a script call is one)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_a_users_list_costs_one_round_trip(r, models):
+    publish_version_dir(r, fake_version(models, V1))
+    counting = CountingRedis(r)
+    reader = CacheReader(r)
+    reader.user_recommendations(1, 3)  # the version's metadata, genres and titles, once
+    reader.r = counting
+    reader._read_active.registered_client = counting
+    assert reader.user_recommendations(1, 3)
+    assert counting.calls == 1
+
+
+def test_asking_for_more_than_the_lists_hold_is_refused(r, models):
+    publish_version_dir(r, fake_version(models, V1))
+    with pytest.raises(LengthTooLong, match="from 1 to 3"):
+        CacheReader(r).user_recommendations(1, 4)
 
 
 def test_reader_without_a_version_says_so(r):
     with pytest.raises(NoActiveVersion):
-        CacheReader(r, pointer_ttl=0).movie(10)
+        CacheReader(r).movie(10)
 
 
 def test_token_lock_only_yields_to_its_holder(r):
@@ -226,3 +263,15 @@ def test_latest_version_needs_a_complete_folder(models):
     folder.favorites.unlink()  # what train() leaves before the chunks run
     assert ModelsFolder(models).latest() is None
     assert ModelsFolder(models.parent / "nowhere").latest() is None
+
+
+def test_a_truncated_file_is_refused_and_nothing_stays_staged(r, models):
+    publish_version_dir(r, fake_version(models, V1))
+    folder = fake_version(models, V2)
+    data = folder.movies.read_bytes()
+    folder.movies.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PublishError, match="cannot be read"):
+        publish_version_dir(r, folder)
+    assert versions.active_version(r) == V1
+    assert list(r.scan_iter(keys.VersionKeys(V2).pattern)) == []
+    assert versions.read_pointers(r).staging == []

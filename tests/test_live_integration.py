@@ -51,7 +51,7 @@ def live(small_data, tmp_path_factory):
             wait_until(lambda: app.control.ping(timeout=0.5), 60, "the worker to answer a ping")
             r = redis_from_url(redis_url)
             config = {"REDIS": r, "CELERY": app, "DATABASE": database, "API_TOKEN": TOKEN}
-            client = create_app(config | {"POINTER_TTL": 0}).test_client()
+            client = create_app(config).test_client()
             live = Live(app, r, settings, client)
             assert live.retrain()["state"] == "SUCCESS"
             yield live

@@ -79,3 +79,13 @@ def test_bootstrap_without_data_says_how_to_fix_it(r, tmp_path, monkeypatch, cap
     get_settings.cache_clear()
     assert main(["bootstrap"]) == 1
     assert "set MOVIEREC_DATA" in capsys.readouterr().err
+
+
+def test_publish_of_a_truncated_version_is_one_clear_line(r, tmp_path, capsys):
+    folder = fake_version(tmp_path / "out" / "models", V1)
+    data = folder.recommendations.read_bytes()
+    folder.recommendations.write_bytes(data[:100])
+    assert main(["publish"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("movierec: error: ") and "cannot be read" in err
+    assert "Traceback" not in err and versions.active_version(r) is None

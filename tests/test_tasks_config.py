@@ -27,14 +27,14 @@ def test_environment_overrides(tmp_path):
             "MOVIEREC_OUTPUT": str(tmp_path / "out"),
             "MOVIEREC_CHUNK_USERS": "250",
             "MOVIEREC_RETRAIN_CRON": "30 1 * * 1",
-            "MOVIEREC_POINTER_TTL": "0",
+            "MOVIEREC_LOCK_TTL": "6",
         }
     )
     assert settings.broker_url == "redis://cache:6379/2"
     assert settings.data_dir == tmp_path
     assert settings.output.models.path == tmp_path / "out" / "models"
     assert settings.chunk_users == 250
-    assert settings.pointer_ttl == 0
+    assert settings.lock_ttl_seconds == 6
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ def test_environment_overrides(tmp_path):
         ("MOVIEREC_CHUNK_USERS", "many", "not an integer"),
         ("MOVIEREC_CHUNK_USERS", "0", "must be positive"),
         ("MOVIEREC_GRACE_SECONDS", "-5", "must be positive"),
-        ("MOVIEREC_POINTER_TTL", "-1", "zero or more"),
-        ("MOVIEREC_POINTER_TTL", "soon", "not a number"),
+        ("MOVIEREC_LOCK_TTL", "0", "positive"),
+        ("MOVIEREC_LOCK_TTL", "soon", "not an integer"),
         ("MOVIEREC_RETRAIN_CRON", "weekly", "minute hour day month weekday"),
         ("MOVIEREC_RETRAIN_CRON", "99 3 * * 0", "minute hour day month weekday"),
     ],
@@ -59,7 +59,8 @@ def test_lock_outlives_the_hard_limits():
     settings = Settings.from_env(
         {"MOVIEREC_RETRAIN_TIME_LIMIT": "600", "MOVIEREC_CHUNK_TIME_LIMIT": "60"}
     )
-    assert settings.lock_ttl_seconds >= settings.retrain_time_limit + settings.chunk_time_limit
+    assert settings.job_deadline_seconds == settings.retrain_time_limit + settings.chunk_time_limit
+    assert settings.lock_ttl_seconds == 60  # a heartbeat renews it; a dead holder frees it fast
     for hard in (600, 10):
         limits = time_limits(hard)
         assert limits["time_limit"] == hard and 0 < limits["soft_time_limit"] < hard

@@ -100,7 +100,7 @@ def test_chunked_lists_equal_one_pass_over_all_users(stack, retrained):
 
 def test_published_lists_are_served_without_rated_movies(stack, retrained, small_data):
     _, r, _ = stack
-    client = create_app({"REDIS": r, "POINTER_TTL": 0, "API_TOKEN": None}).test_client()
+    client = create_app({"REDIS": r, "API_TOKEN": None}).test_client()
     ratings = pd.read_csv(small_data / "ratings.csv")
     for user in (1, 77, 414, 610):
         listed = client.get(f"/recommend/user/{user}?n=50").get_json()

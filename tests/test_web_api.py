@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import fakeredis
 import pytest
@@ -14,6 +15,7 @@ from cache.lock import TokenLock
 from cache.publish import publish_version_dir
 from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
+from tasks.heartbeats import record_heartbeat
 from tests.serving_helpers import REPO, fake_version
 from web import create_app
 
@@ -45,7 +47,7 @@ def broker() -> RecordingCelery:
 
 
 def make_client(r, broker, **config):
-    settings = {"REDIS": r, "POINTER_TTL": 0, "API_TOKEN": TOKEN, "CELERY": broker, **config}
+    settings = {"REDIS": r, "API_TOKEN": TOKEN, "CELERY": broker, **config}
     return create_app(settings).test_client()
 
 
@@ -78,15 +80,21 @@ def test_index_answers_before_anything_is_published(empty_client):
     assert response.get_json()["model_version"] is None
 
 
-def test_health(client):
-    assert client.get("/health").get_json() == {"status": "ok", "model_version": VERSION}
+def test_health(client, r):
+    record_heartbeat(r, "celery@test", time.time())
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+    assert response.get_json()["model_version"] == VERSION
 
 
-def test_health_without_a_model_is_503(empty_client):
+def test_health_without_a_model_is_503(empty_client, r):
+    record_heartbeat(r, "celery@test", time.time())
     response = empty_client.get("/health")
     assert response.status_code == 503
-    assert "published" in response.get_json()["error"]
-    assert "movierec" in response.get_json()["hint"]
+    assert response.get_json()["down"] == ["model"]
+    assert "published" in response.get_json()["parts"]["model"]["error"]
+    assert "movierec" in response.get_json()["parts"]["model"]["hint"]
 
 
 def test_movie(client):
@@ -113,10 +121,12 @@ def test_movie(client):
         ("/recommend/user/x1", 400, "user id must be a non-negative integer"),
         ("/users/999", 404, "User not found"),
         ("/clusters/7", 404, "Cluster not found"),
-        ("/recommend/user/1?n=0", 400, "n must be an integer from 1 to 3"),
+        ("/recommend/user/1?n=0", 400, "n must be a positive integer"),
         ("/recommend/user/1?n=4", 400, "n must be an integer from 1 to 3"),
-        ("/recommend/user/1?n=two", 400, "n must be an integer from 1 to 3"),
-        ("/recommend/movie/10?n=-1", 400, "n must be an integer from 1 to 3"),
+        ("/recommend/user/1?n=two", 400, "n must be a positive integer"),
+        ("/recommend/movie/10?n=-1", 400, "n must be a positive integer"),
+        ("/popular?n=4", 400, "n must be an integer from 1 to 3"),
+        ("/clusters/1?n=4", 400, "n must be an integer from 1 to 3"),
         ("/no/such/page", 404, "Not Found"),
     ],
 )
@@ -192,10 +202,12 @@ def test_reads_without_a_model_are_503_with_a_hint(empty_client):
 
 def test_unreachable_redis_is_503(broker):
     client = make_client(redis_from_url("redis://127.0.0.1:1/0", WEB), broker)
-    for path in ("/health", "/movie/10", "/recommend/user/1"):
+    for path in ("/movie/10", "/recommend/user/1"):
         response = client.get(path)
         assert response.status_code == 503
         assert "Redis" in response.get_json()["error"]
+    health = client.get("/health")
+    assert health.status_code == 503 and health.get_json()["down"] == ["redis"]
     assert client.get("/").status_code == 200
 
 

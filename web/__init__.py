@@ -15,33 +15,37 @@ from cache.redis_client import WEB, redis_from_url
 from cache.settings import get_settings
 from db.database import database
 from tasks.celery_app import celery_app
+from web import openapi
 from web.blueprints import clusters, jobs, movies, ratings, status, users
 from web.errors import register_error_handlers
+from web.metrics import install_request_metrics
 
 MAX_BODY_BYTES = 256 * 1024  # 1,000 ratings take about 60 KB
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app; `config` may override API_TOKEN, POINTER_TTL, REDIS (a client), CELERY,
-    DATABASE (a db.database.Database)."""
+    """Build the app; `config` may override API_TOKEN, REDIS (a client), CELERY, DATABASE
+    (a db.database.Database)."""
     settings = get_settings()
     app = Flask(__name__)
     app.config.update(
         API_TOKEN=settings.api_token,
-        POINTER_TTL=settings.pointer_ttl,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.config.update(config or {})
     app.json.sort_keys = False
 
     r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB)
-    app.extensions["movierec.cache"] = CacheReader(r, app.config["POINTER_TTL"])
+    app.extensions["movierec.cache"] = CacheReader(r)
     app.extensions["movierec.celery"] = app.config.get("CELERY") or celery_app
     app.extensions["movierec.settings"] = settings
     url = settings.database_url
     app.extensions["movierec.database"] = app.config.get("DATABASE") or (url and database(url))
 
+    install_request_metrics(app)
     for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(openapi.docs)
     register_error_handlers(app)
     return app

@@ -63,11 +63,13 @@ def _rating(index: int, item: Any, now: int) -> RatingInput:
 
 
 def _integer(index: int, name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An integer as JSON means it: 7 and 7.0 are the same number, 7.5 and "7" are not."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
         raise _bad(index, name, f"must be an integer, got {json.dumps(value)[:40]}")
     if not low <= value <= high:
         raise _bad(index, name, f"must be from {low} to {high}, got {value}")
-    return value
+    return int(value)
 
 
 def _bad(index: int, field: str | None, problem: str) -> ApiError:

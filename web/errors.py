@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from cache.reader import NoActiveVersion
+from cache.reader import LengthTooLong, NoActiveVersion
 from db.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(NoActiveVersion, _no_active_version)
+    app.register_error_handler(LengthTooLong, _length_too_long)
     app.register_error_handler(redis.RedisError, _cache_unavailable)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(OperationalError, _queue_unavailable)
@@ -60,6 +61,10 @@ def _http_exception(error: HTTPException) -> Response:
 
 def _no_active_version(error: NoActiveVersion) -> tuple[Response, int]:
     return error_response(503, str(error), hint=HOW_TO_PUBLISH)
+
+
+def _length_too_long(error: LengthTooLong) -> tuple[Response, int]:
+    return error_response(400, str(error))
 
 
 def _cache_unavailable(error: redis.RedisError) -> tuple[Response, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cache.reader import CacheReader
 from web.errors import ApiError
 from web.params import parse_id, parse_n
 from web.state import cache
@@ -16,9 +15,8 @@ def fetch_or_404(
 ) -> Any:
     """`fetch(reader, id)`, or `fetch(reader, id, n)` when `ranked`; None from it means 404."""
     wanted = parse_id(raw_id, kind)
-    reader: CacheReader = cache()
-    args = (wanted, parse_n(reader.active().depth)) if ranked else (wanted,)
-    found = fetch(reader, *args)
+    args = (wanted, parse_n()) if ranked else (wanted,)
+    found = fetch(cache(), *args)
     if found is None:
         raise ApiError(404, f"{kind.capitalize()} not found", **({"hint": hint} if hint else {}))
     return found

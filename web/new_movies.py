@@ -1,35 +1,53 @@
 """Placing a movie added over HTTP into a cluster with the live version's saved model.
 
 The model is what the team document keeps it for. It is loaded once per web process and
-version, on the first movie added, so serving processes that never add one stay light.
+version, on the first movie added, so serving processes that never add one stay light. The
+default format, ONNX, needs numpy and onnxruntime only; either format is loaded through
+`pipeline.model_store.load_model`, which refuses a file whose checksum does not match.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
 from cache.reader import ActiveModel
-from pipeline.artifacts import VersionFolder
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, VersionFolder
+from web.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 
 class ModelCache:
-    def __init__(self) -> None:
+    def __init__(self, model_format: str = DEFAULT_MODEL_FORMAT) -> None:
+        self.model_format = model_format
         self._lock = threading.Lock()
         self._loaded: tuple[str, Any] | None = None
 
     def cluster_of(self, active: ActiveModel, genres: str) -> int:
         """The cluster the version's model gives a movie with these genres and no ratings yet."""
-        from pipeline.model import assign_movie
+        from pipeline.model_store import assign_movie
 
         return assign_movie(self._model(active), genres)
 
     def _model(self, active: ActiveModel) -> Any:
         with self._lock:
             if self._loaded is None or self._loaded[0] != active.version:
-                import joblib
-
-                folder = VersionFolder(Path(active.meta["version_dir"]))
-                self._loaded = (active.version, joblib.load(folder.model))
+                self._loaded = (active.version, self._load(active))
             return self._loaded[1]
+
+    def _load(self, active: ActiveModel) -> Any:
+        """503 when the model cannot be trusted; the details (paths) go to the log only."""
+        from pipeline.model_store import ModelFileError, load_model
+
+        try:
+            return load_model(VersionFolder(Path(active.meta["version_dir"])), self.model_format)
+        except ModelFileError as error:
+            log.error("cannot place new movies: %s", error)
+            raise ApiError(
+                503,
+                f"the live version {active.version} has no usable model to place new movies; "
+                "retrain it (POST /jobs/retrain)",
+            ) from error

@@ -8,7 +8,6 @@ from flask import request
 
 from web.errors import ApiError
 
-DEFAULT_N = 5
 MAX_STORED_ID = 2**32 - 1
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -27,9 +26,14 @@ def parse_stored_id(raw: str, what: str) -> int:
     return value
 
 
-def parse_n(max_n: int) -> int:
-    """`n` defaults to 5 and may not exceed the depth of the cached lists."""
-    return query_int("n", 1, max_n, min(DEFAULT_N, max_n))
+def parse_n() -> int | None:
+    """`n`, or None for the reader's default; the reader refuses more than its lists hold."""
+    raw = request.args.get("n")
+    if raw is None:
+        return None
+    if not _ID.fullmatch(raw) or int(raw) < 1:
+        raise ApiError(400, f"n must be a positive integer, got {raw[:40]!r}")
+    return int(raw)
 
 
 def query_int(name: str, low: int, high: int, default: int) -> int:

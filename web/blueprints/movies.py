@@ -34,8 +34,7 @@ def recommend_for_movie(movie_id: str):
 
 @bp.get("/popular")
 def popular():
-    reader = cache()
-    return jsonify(reader.popular(parse_n(reader.active().depth)))
+    return jsonify(cache().popular(parse_n()))
 
 
 @bp.post("/movies")

@@ -35,7 +35,11 @@ def add_ratings(user_id: str):
         try:
             stored = writes.store_ratings(conn, user, items)
         except writes.UnknownMovies as error:
-            raise ApiError(422, f"{error}: nothing was stored", movie_ids=error.movie_ids) from None
+            unknown = set(error.movie_ids)
+            at = [index for index, item in enumerate(items) if item.movie_id in unknown]
+            raise ApiError(
+                422, f"{error}: nothing was stored", movie_ids=error.movie_ids, items=at
+            ) from None
     body = {"userId": user, "received": stored.received, "stored": stored.written}
     body["refresh"] = _refresh(user) if stored.written else {"state": "unchanged"}
     return jsonify(body), 201

@@ -1,12 +1,18 @@
-"""Liveness (`/`) and readiness (`/health`)."""
+"""Liveness (`/`), readiness (`/health`) and Prometheus metrics (`/metrics`)."""
 
 from __future__ import annotations
+
+import time
 
 import redis
 from flask import Blueprint, jsonify
 
 from cache.reader import NoActiveVersion
-from web.state import cache
+from db.database import Database
+from web.errors import ApiError
+from web.health import check_health
+from web.metrics import exposition
+from web.state import cache, database
 
 bp = Blueprint("status", __name__)
 RUNNING = "Recommender System API is running"
@@ -33,8 +39,18 @@ def index():
 
 @bp.get("/health")
 def health():
-    """200 only when Redis answers and a version is active; errors map to 503 JSON."""
-    reader = cache()
-    reader.ping()
-    model = reader.active()
-    return jsonify({"status": "ok", "model_version": model.version})
+    """Every dependency's state; 503 when one is down, named in `down` (see web.health)."""
+    report = check_health(cache(), _configured_database(), time.time())
+    return jsonify(report.body()), 200 if report.ok else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    return exposition(cache())
+
+
+def _configured_database() -> Database | None:
+    try:
+        return database()
+    except ApiError:  # none configured: reported as such, not as a failure
+        return None

@@ -1,0 +1,121 @@
+"""What /health reports: the state of every dependency, and which of them are down.
+
+It is polled, so it stays cheap: two short Redis round trips and one `SELECT 1`. Workers are
+judged by the heartbeats their main processes leave in Redis, never by a broadcast ping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from cache.reader import ActiveModel, CacheReader, NoActiveVersion
+from db.database import Database, DatabaseUnavailable
+from tasks.heartbeats import BEAT_LATE_SECONDS, WORKER_ALIVE_SECONDS, Liveness, read_liveness
+from tasks.jobs import public_error
+from web.errors import HOW_TO_PUBLISH
+
+OK, DOWN, LATE = "ok", "down", "late"
+FAILING = (DOWN, LATE)
+UNKNOWN = "unknown"  # kept in Redis, which is down
+NOT_SEEN_YET = "not seen yet"  # no beat has started against this Redis: not a failure
+NOT_CONFIGURED = "not configured"  # no MOVIEREC_DATABASE_URL: writes are off, reads go on
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    parts: dict[str, dict]
+
+    @property
+    def down(self) -> list[str]:
+        return [name for name, part in self.parts.items() if part["status"] in FAILING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.down
+
+    def body(self) -> dict:
+        return {
+            "status": OK if self.ok else DOWN,
+            "model_version": self.parts["model"].get("version"),
+            "down": self.down,
+            "parts": self.parts,
+        }
+
+
+def check_health(reader: CacheReader, database: Database | None, now: float) -> HealthReport:
+    """Every part's state at `now` (Unix seconds); `database` is None when none is configured."""
+    try:
+        liveness = read_liveness(reader.r)
+        model = _model(reader, now)
+    except redis.RedisError as error:
+        store = {"status": DOWN, "error": public_error(error)}
+        model = workers = beat = {"status": UNKNOWN}
+    else:
+        store = {"status": OK}
+        workers, beat = _workers(liveness, now), _beat(liveness, now)
+    parts = {"redis": store, "model": model, "workers": workers, "beat": beat}
+    return HealthReport(parts | {"database": _database(database)})
+
+
+def version_age(model: ActiveModel, now: float) -> float | None:
+    """Seconds since the version was trained; None if its metadata does not say when."""
+    trained_at = model.meta.get("trained_at")
+    return None if trained_at is None else now - datetime.fromisoformat(trained_at).timestamp()
+
+
+def _model(reader: CacheReader, now: float) -> dict:
+    try:
+        model = reader.active()
+    except NoActiveVersion as missing:
+        return {"status": DOWN, "error": str(missing), "hint": HOW_TO_PUBLISH}
+    return {
+        "status": OK,
+        "version": model.version,
+        "trained_at": model.meta.get("trained_at"),
+        "age_seconds": _rounded(version_age(model, now)),
+    }
+
+
+def _workers(liveness: Liveness, now: float) -> dict:
+    alive = liveness.alive(now)
+    if alive:
+        return {"status": OK, "alive": alive}
+    last = liveness.last_heartbeat()
+    return {
+        "status": DOWN,
+        "alive": [],
+        "error": f"no worker has sent a heartbeat in the last {WORKER_ALIVE_SECONDS:.0f} s",
+        "last_heartbeat_age_seconds": None if last is None else _rounded(now - last),
+    }
+
+
+def _beat(liveness: Liveness, now: float) -> dict:
+    if liveness.beat_tick is None:
+        return {"status": NOT_SEEN_YET}
+    age = _rounded(now - liveness.beat_tick)
+    if age < BEAT_LATE_SECONDS:
+        return {"status": OK, "last_tick_age_seconds": age}
+    return {
+        "status": LATE,
+        "last_tick_age_seconds": age,
+        "error": f"beat has sent no scheduled task for {age:.0f} s",
+    }
+
+
+def _database(database: Database | None) -> dict:
+    if database is None:
+        return {"status": NOT_CONFIGURED}
+    try:
+        with database.connection() as conn:
+            conn.execute("SELECT 1")
+    except DatabaseUnavailable as error:
+        return {"status": DOWN, "error": str(error)}
+    return {"status": OK}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Ages to a tenth of a second, never negative when clocks of two machines disagree."""
+    return None if seconds is None else round(max(0.0, seconds), 1)

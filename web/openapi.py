@@ -1,0 +1,436 @@
+"""The OpenAPI 3.1 document of the JSON API, served at /openapi.json, and its Swagger UI at /docs.
+
+The document is kept beside the code it describes; tests/test_openapi.py fails when a route of
+the app is missing from it or it names one the app does not have, and schemathesis checks every
+response against it. Shapes shared by several operations are defined once, under `components`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask_swagger_ui import get_swaggerui_blueprint
+
+bp = Blueprint("openapi", __name__)
+DOCS_URL = "/docs"
+MAX_ID = 2**32 - 1
+# Routes that are not part of the JSON API: the document itself, its UI, static files.
+UNDOCUMENTED = ("/openapi.json", DOCS_URL, "/static")
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(required: list[str], optional: dict[str, Any] | None = None, **fields: Any) -> dict:
+    """An object with `fields` (those named in `required` must be present)."""
+    properties = fields | (optional or {})
+    return {"type": "object", "required": required, "properties": properties}
+
+
+INTEGER, NUMBER, TEXT = {"type": "integer"}, {"type": "number"}, {"type": "string"}
+MOVIE_FIELDS = {
+    "movieId": INTEGER,
+    "title": nullable(TEXT),
+    "genres": nullable(TEXT),
+    "cluster": nullable(INTEGER),
+    "score": nullable(NUMBER),
+    "n_ratings": nullable(INTEGER),
+    "avg_rating": nullable(NUMBER),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj(
+        ["error"],
+        error=TEXT,
+        hint={"type": "string", "description": "what to do about it"},
+        item={"type": "integer", "description": "the offending item of a request body"},
+        field=nullable(TEXT),
+        movie_ids={"type": "array", "items": INTEGER},
+        items={"type": "array", "items": INTEGER, "description": "the offending items"},
+        job_id=nullable(TEXT),
+        status_url=nullable(TEXT),
+    ),
+    "Movie": obj(list(MOVIE_FIELDS), **MOVIE_FIELDS),
+    "SimilarMovie": obj([*MOVIE_FIELDS, "similarity"], **MOVIE_FIELDS, similarity=NUMBER),
+    "RecommendedMovie": obj(
+        [*MOVIE_FIELDS, "source", "reason"],
+        **MOVIE_FIELDS,
+        source={"enum": ["cluster", "popular"]},
+        reason={"type": "string", "description": "why the movie is on the list"},
+    ),
+    "User": obj(
+        ["userId", "favorite_cluster", "n_ratings", "cluster_counts"],
+        {"cluster_liking": {"type": "object", "additionalProperties": NUMBER}},
+        userId=INTEGER,
+        favorite_cluster=INTEGER,
+        n_ratings=INTEGER,
+        cluster_counts={"type": "object", "additionalProperties": INTEGER},
+    ),
+    "ClusterSummary": obj(
+        ["cluster", "size", "top_genres", "avg_rating", "n_ratings", "top_movies"],
+        cluster=INTEGER,
+        size=INTEGER,
+        top_genres={"type": "array", "items": obj(["genre", "share"], genre=TEXT, share=NUMBER)},
+        avg_rating=nullable(NUMBER),
+        n_ratings=INTEGER,
+        top_movies={"type": "array", "items": INTEGER},
+    ),
+    "Cluster": {
+        "allOf": [
+            ref("ClusterSummary"),
+            obj(["movies"], movies={"type": "array", "items": ref("Movie")}),
+        ]
+    },
+    "Index": obj(
+        ["message", "model_version", "trained_at", "counts"],
+        {"model_status": TEXT},
+        message=TEXT,
+        model_version=nullable(TEXT),
+        trained_at=nullable(TEXT),
+        counts=nullable({"type": "object", "additionalProperties": INTEGER}),
+    ),
+    "Health": obj(
+        ["status", "model_version", "down", "parts"],
+        status={"enum": ["ok", "down"]},
+        model_version=nullable(TEXT),
+        down={"type": "array", "items": TEXT, "description": "the parts that are down or late"},
+        parts=obj(
+            ["redis", "model", "workers", "beat", "database"],
+            **{
+                part: {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": TEXT},
+                }
+                for part in ("redis", "model", "workers", "beat", "database")
+            },
+        ),
+    ),
+    "Job": obj(
+        ["id", "kind", "state", "progress", "result", "error"],
+        {"chunks": obj(["done", "total"], done=INTEGER, total=INTEGER)},
+        id=TEXT,
+        kind=nullable(TEXT),
+        state={"enum": ["PENDING", "STARTED", "PROGRESS", "SUCCESS", "FAILURE", "RETRY"]},
+        progress=nullable(obj(["stage", "percent"], stage=TEXT, percent=NUMBER)),
+        result={},
+        error=nullable(TEXT),
+    ),
+    "JobAccepted": obj(["job_id", "status_url"], job_id=TEXT, status_url=TEXT),
+    "RatingInput": {
+        **obj(
+            ["movieId", "rating"],
+            {"timestamp": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}},
+            movieId={"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            rating={"type": "number", "minimum": 0.5, "maximum": 5.0, "multipleOf": 0.5},
+        ),
+        "additionalProperties": False,
+    },
+    "RatingsWritten": obj(
+        ["userId", "received", "stored", "refresh"],
+        userId=INTEGER,
+        received=INTEGER,
+        stored={"type": "integer", "description": "new or changed ratings"},
+        refresh=obj(
+            ["state"],
+            {"job_id": TEXT, "status_url": TEXT, "reason": TEXT},
+            state={"enum": ["queued", "pending", "unchanged"]},
+        ),
+    ),
+    "RatingsPage": obj(
+        ["userId", "total", "limit", "offset", "ratings"],
+        userId=INTEGER,
+        total=INTEGER,
+        limit=INTEGER,
+        offset=INTEGER,
+        ratings={
+            "type": "array",
+            "items": obj(
+                ["movieId", "rating", "timestamp", "title"],
+                movieId=INTEGER,
+                rating=NUMBER,
+                timestamp=INTEGER,
+                title=TEXT,
+            ),
+        },
+    ),
+    "NewMovieInput": {
+        **obj(
+            ["title"],
+            {"genres": {"type": "string", "description": "'|'-joined, e.g. Comedy|Drama"}},
+            title={"type": "string", "minLength": 1, "maxLength": 500},
+        ),
+        "additionalProperties": False,
+    },
+    "NewMovie": obj(
+        ["movieId", "title", "genres", "cluster", "model_version", "note"],
+        movieId=INTEGER,
+        title=TEXT,
+        genres=TEXT,
+        cluster=INTEGER,
+        model_version=TEXT,
+        note=TEXT,
+    ),
+}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    return json_body(ref("Error"), description)
+
+
+def array(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": ref(name)}
+
+
+def path_id(name: str, what: str, low: int = 0) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": low, "maximum": MAX_ID if low else 10**18 - 1}
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": what}
+
+
+def query_int(name: str, low: int, high: int, description: str) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": low, "maximum": high}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+N = {
+    "name": "n",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+    "description": "items to return (default 5); at most the lists' depth: 50 unless the "
+    "version was trained with another --depth, and more is a 400",
+}
+UNAVAILABLE = error("Redis, the job queue or the database is unavailable, or nothing is published")
+BAD = error("a malformed id, parameter or body")
+GUARDED = {"security": [{"bearer": []}]}
+AUTH_ERRORS = {
+    "401": error("no or a wrong bearer token"),
+    "503": error("the service is unavailable, or no API token is configured"),
+}
+
+
+def read(summary: str, ok: dict[str, Any], *params: dict[str, Any], missing: str = "") -> dict:
+    responses = {"200": ok, "503": UNAVAILABLE}
+    if params:
+        responses["400"] = BAD
+    if missing:
+        responses["404"] = error(missing)
+    return {"get": {"summary": summary, "parameters": list(params), "responses": responses}}
+
+
+def document() -> dict[str, Any]:
+    user, movie = path_id("user_id", "a user id"), path_id("movie_id", "a movie id")
+    stored_user = path_id("user_id", "a user id", low=1)
+    stored_movie = path_id("movie_id", "a movie id", low=1)
+    cluster = path_id("cluster_id", "a cluster id")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "movierec",
+            "version": "1",
+            "description": "Movie recommendations from MovieLens, built around clusters of "
+            "movies. Reads come from the live model version in the cache; writes go to the "
+            "database and refresh the user's list within a second.",
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/": read("Liveness and the live model version", json_body(ref("Index"), "ok")),
+            "/health": {
+                "get": {
+                    "summary": "Readiness of every part the service needs",
+                    "responses": {
+                        "200": json_body(ref("Health"), "every part is up"),
+                        "503": json_body(ref("Health"), "a part is down; the body says which"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": TEXT}},
+                        },
+                        "503": UNAVAILABLE,
+                    },
+                }
+            },
+            "/movie/{movie_id}": read(
+                "A movie and its cluster",
+                json_body(ref("Movie"), "the movie"),
+                movie,
+                missing="Movie not found",
+            ),
+            "/recommend/movie/{movie_id}": read(
+                "The nearest movies of the same cluster",
+                json_body(array("SimilarMovie"), "most similar first"),
+                movie,
+                N,
+                missing="Movie not found",
+            ),
+            "/recommend/user/{user_id}": read(
+                "Unseen movies from the user's best clusters, each with its reason",
+                json_body(array("RecommendedMovie"), "best first"),
+                user,
+                N,
+                missing="User not found (a hint says how to get a list)",
+            ),
+            "/users/{user_id}": read(
+                "The user's favorite cluster and liking per cluster",
+                json_body(ref("User"), "the user"),
+                user,
+                missing="User not found",
+            ),
+            "/clusters": read(
+                "Every cluster's summary", json_body(array("ClusterSummary"), "by cluster id")
+            ),
+            "/clusters/{cluster_id}": read(
+                "A cluster with its best-ranked movies",
+                json_body(ref("Cluster"), "the cluster"),
+                cluster,
+                N,
+                missing="Cluster not found",
+            ),
+            "/popular": read(
+                "The most rated movies", json_body(array("Movie"), "most rated first"), N
+            ),
+            "/jobs/retrain": {
+                "post": {
+                    "summary": "Start a retrain (one at a time)",
+                    **GUARDED,
+                    "responses": {
+                        "202": json_body(ref("JobAccepted"), "started; follow status_url"),
+                        "409": error("a retrain is already running (job_id names it)"),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
+            "/jobs/{job_id}": {
+                "get": {
+                    "summary": "A job's state, progress, result or error",
+                    "parameters": [
+                        {
+                            "name": "job_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+                        }
+                    ],
+                    "responses": {
+                        "200": json_body(ref("Job"), "the job"),
+                        "404": error("Job not found"),
+                        "503": UNAVAILABLE,
+                    },
+                }
+            },
+            "/users/{user_id}/refresh": {
+                "post": {
+                    "summary": "Recompute one user's cached entry now",
+                    **GUARDED,
+                    "parameters": [user],
+                    "responses": {
+                        "202": json_body(ref("JobAccepted"), "queued; follow status_url"),
+                        "400": BAD,
+                        "404": error("User not found"),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
+            "/users/{user_id}/ratings": {
+                "post": {
+                    "summary": "Add or change the user's ratings; their list follows",
+                    **GUARDED,
+                    "parameters": [stored_user],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": ref("RatingInput"),
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": json_body(ref("RatingsWritten"), "committed"),
+                        "400": BAD,
+                        "413": error("more than 1,000 ratings, or a body over 256 KB"),
+                        "422": error("an unknown movie; nothing was stored"),
+                        **AUTH_ERRORS,
+                    },
+                },
+                "get": {
+                    "summary": "The user's ratings, newest first",
+                    "parameters": [
+                        stored_user,
+                        query_int("limit", 1, 500, "page size (default 50)"),
+                        query_int("offset", 0, 2**31 - 1, "ratings to skip (default 0)"),
+                    ],
+                    "responses": {
+                        "200": json_body(ref("RatingsPage"), "a page"),
+                        "400": BAD,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/users/{user_id}/ratings/{movie_id}": {
+                "delete": {
+                    "summary": "Remove one rating; the user's list follows",
+                    **GUARDED,
+                    "parameters": [stored_user, stored_movie],
+                    "responses": {
+                        "204": {"description": "removed"},
+                        "400": BAD,
+                        "404": error("Rating not found"),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
+            "/movies": {
+                "post": {
+                    "summary": "Add a movie; the live model places it in a cluster at once",
+                    **GUARDED,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("NewMovieInput")}},
+                    },
+                    "responses": {
+                        "201": json_body(ref("NewMovie"), "stored and served"),
+                        "400": BAD,
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())
+
+
+docs = get_swaggerui_blueprint(DOCS_URL, "/openapi.json", {"app_name": "movierec API"})
