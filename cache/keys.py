@@ -27,6 +27,7 @@ PREVIOUS = f"{PREFIX}:previous"
 STAGING = f"{PREFIX}:staging"  # zset: version -> time staging started
 RETIRED = f"{PREFIX}:retired"  # zset: version -> time it stopped being active or previous
 RETRAIN_LOCK = f"{PREFIX}:lock:retrain"
+JOBS = f"{PREFIX}:jobs"  # zset: job id -> time submitted, the newest JOBS_KEPT of them
 WORKERS = f"{PREFIX}:workers"  # zset: worker hostname -> time of its last heartbeat
 BEAT_LAST_TICK = f"{PREFIX}:beat:last_tick"  # time beat last started or sent a task
 JOB_METRICS = f"{PREFIX}:metrics:jobs"  # hash: "<kind>|<outcome>|<field>" -> count or seconds

@@ -178,6 +178,8 @@ def _print_ready(base: str, settings: Settings) -> None:
         f"""
 movierec is up
   API       {base}/
+  dashboard {base}/dashboard
+  API docs  {base}/docs
   health    {base}/health
   example   {base}/recommend/user/1?n=5
   Redis     {_without_password(settings.broker_url)}

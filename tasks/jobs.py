@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis
 from celery import Celery
@@ -27,6 +28,7 @@ REFRESH_QUEUED_TTL_SECONDS = 600
 # A submitted retrain waits at most this long for a worker before its lock frees; once a worker
 # runs it, the lock's TTL is the short one a heartbeat renews.
 QUEUED_LOCK_SECONDS = 600
+JOBS_KEPT = 1000  # in the index of recent jobs
 WORKER_LOST = (
     "WorkerLost: the worker running this job died (its lock lapsed); nothing was published. "
     "Start a new retrain."
@@ -105,14 +107,28 @@ def _mark_lost_if_orphaned(r: redis.Redis, job_id: str) -> bool:
 
 
 def record_job(r: redis.Redis, job_id: str, kind: str, **fields: str | int) -> None:
-    key = keys.job_key(job_id)
+    """The job's record, and its place in the index of recent jobs (the newest JOBS_KEPT)."""
+    key, now = keys.job_key(job_id), time.time()
     pipe = r.pipeline(transaction=False)
     pipe.hsetnx(key, "kind", kind)
-    pipe.hsetnx(key, "submitted_at", repr(time.time()))
+    pipe.hsetnx(key, "submitted_at", repr(now))
     if fields:
         pipe.hset(key, mapping=fields)
     pipe.expire(key, RESULT_TTL_SECONDS)
+    pipe.zadd(keys.JOBS, {job_id: now}, nx=True)
+    pipe.zremrangebyrank(keys.JOBS, 0, -JOBS_KEPT - 1)
     pipe.execute()
+
+
+class RecentJob(NamedTuple):
+    job_id: str
+    submitted_at: float  # Unix time
+
+
+def recent_jobs(r: redis.Redis, limit: int) -> list[RecentJob]:
+    """The newest jobs, newest first (a job's record may have expired since)."""
+    found = r.zrevrange(keys.JOBS, 0, limit - 1, withscores=True)
+    return [RecentJob(job_id.decode(), at) for job_id, at in found]
 
 
 def chunks_key(job_id: str) -> str:

@@ -15,8 +15,8 @@ from cache.redis_client import WEB, redis_from_url
 from cache.settings import get_settings
 from db.database import database
 from tasks.celery_app import celery_app
-from web import openapi
-from web.blueprints import clusters, jobs, movies, ratings, status, users
+from web import dashboard, openapi
+from web.blueprints import clusters, jobs, movies, ratings, search, status, users
 from web.errors import register_error_handlers
 from web.metrics import install_request_metrics
 
@@ -43,8 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["movierec.database"] = app.config.get("DATABASE") or (url and database(url))
 
     install_request_metrics(app)
-    for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp):
+    for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp, search.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(openapi.docs)
     register_error_handlers(app)

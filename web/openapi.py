@@ -15,8 +15,9 @@ from flask_swagger_ui import get_swaggerui_blueprint
 bp = Blueprint("openapi", __name__)
 DOCS_URL = "/docs"
 MAX_ID = 2**32 - 1
-# Routes that are not part of the JSON API: the document itself, its UI, static files.
-UNDOCUMENTED = ("/openapi.json", DOCS_URL, "/static")
+# Routes that are not part of the JSON API: the document itself, its UI, static files, the
+# dashboard's HTML pages.
+UNDOCUMENTED = ("/openapi.json", DOCS_URL, "/static", "/dashboard")
 
 
 def ref(name: str) -> dict[str, str]:
@@ -57,6 +58,10 @@ SCHEMAS: dict[str, Any] = {
         status_url=nullable(TEXT),
     ),
     "Movie": obj(list(MOVIE_FIELDS), **MOVIE_FIELDS),
+    "SearchHit": obj(
+        ["movieId", "title", "genres", "cluster"],
+        **{field: MOVIE_FIELDS[field] for field in ("movieId", "title", "genres", "cluster")},
+    ),
     "SimilarMovie": obj([*MOVIE_FIELDS, "similarity"], **MOVIE_FIELDS, similarity=NUMBER),
     "RecommendedMovie": obj(
         [*MOVIE_FIELDS, "source", "reason"],
@@ -239,6 +244,10 @@ def document() -> dict[str, Any]:
     stored_user = path_id("user_id", "a user id", low=1)
     stored_movie = path_id("movie_id", "a movie id", low=1)
     cluster = path_id("cluster_id", "a cluster id")
+    index = read("Liveness and the live model version", json_body(ref("Index"), "ok"))
+    index["get"]["responses"]["302"] = {
+        "description": "to /dashboard, for a client that asks for text/html before JSON (a browser)"
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -253,7 +262,7 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
-            "/": read("Liveness and the live model version", json_body(ref("Index"), "ok")),
+            "/": index,
             "/health": {
                 "get": {
                     "summary": "Readiness of every part the service needs",
@@ -310,6 +319,22 @@ def document() -> dict[str, Any]:
                 cluster,
                 N,
                 missing="Cluster not found",
+            ),
+            "/search": read(
+                "Movies whose title holds every word of q, case and accents aside",
+                json_body(
+                    array("SearchHit"),
+                    "titles starting with q first, then those holding it, then the rest; "
+                    "more rated first within each",
+                ),
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "description": "words of a title; one without a letter or digit finds nothing",
+                },
+                query_int("n", 1, 50, "results to return (default 10)"),
             ),
             "/popular": read(
                 "The most rated movies", json_body(array("Movie"), "most rated first"), N

@@ -26,8 +26,10 @@ class Entry(NamedTuple):
 
 def fold(text: str) -> str:
     """Lower case, accents dropped, punctuation as spaces: "Amélie" matches "amelie"."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return " ".join(_NOT_A_WORD.sub(" ", plain.casefold()).split())
+    if not text.isascii():  # most titles are: they skip the slow part
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NOT_A_WORD.sub(" ", text.casefold()).split())
 
 
 class TitleIndex:

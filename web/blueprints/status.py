@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import redis
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, redirect, request, url_for
 
 from cache.reader import NoActiveVersion
 from db.database import Database
@@ -20,7 +20,10 @@ RUNNING = "Recommender System API is running"
 
 @bp.get("/")
 def index():
-    """Answers even without Redis or a model, saying what the model state is."""
+    """Answers even without Redis or a model, saying what the model state is. A browser, which
+    asks for HTML first, is sent to the dashboard; API clients keep this JSON."""
+    if request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html":
+        return redirect(url_for("dashboard.overview")), {"Vary": "Accept"}
     body = {"message": RUNNING, "model_version": None, "trained_at": None, "counts": None}
     try:
         model = cache().active()
@@ -34,7 +37,7 @@ def index():
             trained_at=model.meta.get("trained_at"),
             counts=model.meta.get("counts"),
         )
-    return jsonify(body)
+    return jsonify(body), {"Vary": "Accept"}  # the same address redirects a browser
 
 
 @bp.get("/health")

@@ -15,10 +15,10 @@ PALETTE = (
     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )  # fmt: skip
 NEUTRAL = "#4c78a8"
+# Sizes in CSS pixels: a chart is drawn at its own size and only shrinks to fit a phone.
 # Bar charts: a label column, the bars, room for the value written after the longest one.
-WIDTH, LABEL_WIDTH, VALUE_WIDTH, ROW, GAP = 480, 150, 70, 24, 5
-LABEL_CHARS = 22
-# The cluster map, in its own units; the page scales it to the width it has.
+WIDTH, LABEL_WIDTH, VALUE_WIDTH, ROW, GAP = 460, 180, 60, 24, 5
+LABEL_CHARS = 21  # about 170 pixels of text at 14 px
 MAP_WIDTH, MAP_HEIGHT, MAP_PAD, DOT = 600, 400, 8, 5
 
 
@@ -83,6 +83,6 @@ def cluster_map(points: Sequence[Sequence[float]], href: Callable[[int], str]) -
 
 def _svg(width: int, height: int, title: str, body: str) -> Markup:
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{body}</svg>'
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{body}</svg>'
     )

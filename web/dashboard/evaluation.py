@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -22,7 +21,7 @@ class Method:
 
 @dataclass(frozen=True)
 class Evaluation:
-    written: str  # UTC, ISO 8601
+    written_at: float  # Unix time
     users_evaluated: int | None
     list_length: int | None
     metrics: list[str]
@@ -33,7 +32,7 @@ def read_evaluation(path: Path) -> Evaluation | None:
     """None when no evaluation ran, or its file cannot be read as one."""
     try:
         report = json.loads(path.read_text())
-        written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        written_at = path.stat().st_mtime
         results: dict[str, dict] = report["results"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -44,7 +43,7 @@ def read_evaluation(path: Path) -> Evaluation | None:
         for name, scores in results.items()
     ]
     return Evaluation(
-        written=written.isoformat(timespec="seconds"),
+        written_at=written_at,
         users_evaluated=report.get("counts", {}).get("users_evaluated"),
         list_length=report.get("protocol", {}).get("list_length"),
         metrics=metrics,
