@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import redis
@@ -20,6 +21,7 @@ import redis
 from cache import keys
 from cache.keys import VersionKeys
 from pipeline.errors import MovierecError
+from pipeline.params import PersonalOptions, PipelineParams
 
 DEFAULT_LENGTH = 5  # items in a list when the request does not say
 
@@ -61,6 +63,13 @@ class ActiveModel:
     @property
     def depth(self) -> int:
         return int(self.meta["depth"])
+
+    @cached_property
+    def personal(self) -> PersonalOptions | None:
+        """The personal recommender's options; None for the favorite-cluster rule."""
+        if "parameters" not in self.meta:
+            return None
+        return PipelineParams.from_metadata(self.meta).personal_options
 
 
 class MovieCache:
@@ -164,10 +173,11 @@ class CacheReader:
         movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
         genres = self._cluster_genres(model)
+        first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
         for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
             movie["score"] = score
             movie["source"] = legend[int(code)]
-            movie["reason"] = explain(movie["cluster"], movie["source"], entry, genres)
+            movie["reason"] = explain(movie["cluster"], movie["source"], entry, genres, first)
         return movies
 
     def clusters(self) -> list[dict]:
@@ -271,9 +281,16 @@ def _movie(movie_id: int, entry: dict) -> dict:
 ORDINALS = ("", "top", "second", "third")
 
 
-def explain(cluster: int | None, source: str, user: dict, genres: dict[int, list[str]]) -> str:
+def explain(
+    cluster: int | None,
+    source: str,
+    user: dict,
+    genres: dict[int, list[str]],
+    first_ratings: bool = False,
+) -> str:
     """Why a movie is on a user's list: which of the user's clusters it came from (ranked the
-    way the recommender ranked them) and what that cluster is about."""
+    way the recommender ranked them), what that cluster is about, and, while the user has few
+    ratings, that the list leans on everyone's taste because it knows little of theirs."""
     if source != "cluster" or cluster is None:
         return "popular with everyone: your clusters have no unseen movies left"
     liking = user.get("liking")
@@ -285,4 +302,5 @@ def explain(cluster: int | None, source: str, user: dict, genres: dict[int, list
     which = ORDINALS[rank] if rank < len(ORDINALS) else f"number {rank}"
     basis = "by how you rated its movies" if liking else "by how many of its movies you rated"
     about = ", ".join(genres.get(cluster, [])[:3]) or "no dominant genre"
-    return f"from cluster {cluster} ({about}), your {which} cluster {basis}"
+    reason = f"from cluster {cluster} ({about}), your {which} cluster {basis}"
+    return f"{reason}, from your first {user['n_ratings']} ratings" if first_ratings else reason

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
-from threadpoolctl import threadpool_limits
 
+from pipeline.blas import blas_threads
 from pipeline.indexing import group_codes, positions_of
 from pipeline.scaling import user_zscores
 
@@ -58,7 +58,7 @@ def item_factors(matrix: sp.csr_matrix, dim: int, random_state: int) -> np.ndarr
     dim = min(dim, min(matrix.shape) - 1)
     if dim < 1:
         return np.zeros((matrix.shape[1], 0), np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         _, _, vt = randomized_svd(
             matrix.astype(np.float32), dim, n_iter=SVD_ITERATIONS, random_state=random_state
         )

@@ -7,9 +7,12 @@ parameters, the only reader of that record, so a retrain and a chunk task agree 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ParameterError, check_choice
+
+if TYPE_CHECKING:  # only for annotations: the serving side imports this module without numpy
+    import numpy as np
 
 PERSONAL = "personal"  # the user's best clusters, ranked by a folded-in personal score
 FAVORITE_CLUSTER = "favorite-cluster"  # the spec's rule: the favorite cluster, Bayesian score
@@ -17,21 +20,44 @@ RECOMMENDERS = (PERSONAL, FAVORITE_CLUSTER)
 # Names used by versions trained before the recommenders were named for what they do.
 LEGACY_RECOMMENDERS = {"default": PERSONAL, "spec": FAVORITE_CLUSTER}
 WEIGHTINGS = ("rating", "count")
+# Versions trained before lists leaned on the population's taste: a user refreshed in one of them
+# gets the list its batch published.
+BEFORE_PRIOR = {"prior_ratings": 0.0}
 
 
 @dataclass(frozen=True)
 class PersonalOptions:
-    """How the personal recommender picks and ranks a user's candidates."""
+    """How the personal recommender picks and ranks a user's candidates.
+
+    The last three make a list lean on what is known of everyone while the user has few ratings
+    (`pipeline.personal`); their values are what `movierec evaluate --protocol cold-start
+    --tune` chose on validation splits carved from training data (EVALUATION.md).
+    """
 
     user_clusters: int = 2  # clusters a user's candidates come from
     cluster_weighting: str = "rating"  # "count": the spec's most-rated rule
     damping: float = 0.3  # shrinks popular movies' large factor norms: less blockbuster-only lists
     candidates: int = 500  # per cluster, the most-rated movies that may be recommended
+    prior_ratings: float = 20.0  # the population's taste counts as this many ratings; 0: ignored
+    opening: int = 6  # top places given to the blended score when nothing is known of a user
+    exploration: float = 0.4  # extra damping of the rest of the list then
 
     def __post_init__(self) -> None:
         check_choice("cluster weighting", self.cluster_weighting, WEIGHTINGS)
         if self.user_clusters < 1 or self.candidates < 1:
             raise ParameterError("user_clusters and candidates must be at least 1")
+        if min(self.prior_ratings, self.opening, self.exploration) < 0:
+            raise ParameterError("prior_ratings, opening and exploration cannot be negative")
+
+    def doubt(self, n_ratings: int | np.ndarray) -> float | np.ndarray:
+        """How little n ratings (at least one) tell about a user, from 1 (nothing) towards 0:
+        prior_ratings / (n + prior_ratings), the weight of the population's taste."""
+        return self.prior_ratings / (n_ratings + self.prior_ratings)
+
+    def first_ratings(self, n_ratings: int) -> bool:
+        """True while the population's taste weighs more in a list than the user's own ratings:
+        the list says it comes from the user's first ratings."""
+        return n_ratings < self.prior_ratings
 
 
 @dataclass(frozen=True)
@@ -70,14 +96,15 @@ class PipelineParams:
         """The parameters a version was trained with, from its metadata.json.
 
         Fields this code no longer has are dropped and older recommender names translated, so a
-        version written by an earlier release still loads.
+        version written by an earlier release still loads; one written before `prior_ratings`
+        existed keeps the lists it was trained with (no prior).
         """
         saved = _known_fields(cls, metadata["parameters"])
         # Versions from before the recommender was a choice used the favorite-cluster rule.
         recommender = saved.get("recommender", FAVORITE_CLUSTER)
         saved["recommender"] = LEGACY_RECOMMENDERS.get(recommender, recommender)
         personal = _known_fields(PersonalOptions, saved.get("personal", {}))
-        saved["personal"] = PersonalOptions(**personal)
+        saved["personal"] = PersonalOptions(**BEFORE_PRIOR | personal)
         saved["choose_k"] = tuple(saved.get("choose_k", ()))
         return cls(**saved | overrides)
 

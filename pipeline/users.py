@@ -17,7 +17,7 @@ from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.factors import PREFIX, preference, user_matrix
 from pipeline.indexing import group_codes, group_starts, positions_of
 from pipeline.params import PersonalOptions
-from pipeline.personal import Personal
+from pipeline.personal import Personal, population_liking
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
 
@@ -52,7 +52,8 @@ class Catalog:
         factors = movies.filter(regex=f"^{PREFIX}\\d+$")
         personal = None
         if options is not None and factors.shape[1]:
-            personal = Personal.build(factors.to_numpy(), cluster, popular, k, options)
+            liked = population_liking(movies["n_ratings"], movies["avg_rating"])
+            personal = Personal.build(factors.to_numpy(), cluster, popular, k, options, liked)
         return cls(
             movies["movieId"].to_numpy(np.uint32),
             cluster,

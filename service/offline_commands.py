@@ -14,7 +14,22 @@ from pipeline import download, synth
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder
 from pipeline.clustering import ALGORITHMS
 from pipeline.errors import DataError
-from pipeline.evaluate import BASELINES, METRICS, bar_chart, run_evaluation
+from pipeline.evaluate import (
+    BASELINES,
+    COLD_START,
+    FIRST_RATINGS,
+    METRICS,
+    PROTOCOLS,
+    SEEDS,
+    TEMPORAL,
+    bar_chart,
+    cold_start_chart,
+    paired_text,
+    run_cold_start,
+    run_evaluation,
+    seeds_text,
+    tuning_text,
+)
 from pipeline.evaluate import __doc__ as EVALUATE_DOC
 from pipeline.io import write_json
 from pipeline.model_store import assign_movie, load_model
@@ -189,20 +204,31 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    report = run_evaluation(
-        data_dir(args.data, args.out, say),
-        args.baseline or tuple(BASELINES),
-        args.seed,
-        args.ablation,
-    )
-    print(metrics_table(report["results"]))
-    if args.ablation:
-        print()
-        print(metrics_table({row["step"]: row for row in report["ablation"]}))
+    source, baselines = data_dir(args.data, args.out, say), args.baseline or tuple(BASELINES)
+    if args.protocol == COLD_START:
+        report = run_cold_start(
+            source, baselines, args.seed, args.first_ratings, args.seeds, args.ablation, args.tune
+        )
+        for keep, part in report["cold_start"].items():
+            print(f"\nfirst {keep} ratings, mean over {args.seeds} seeds")
+            print(metrics_table(part["results"]))
+            if args.ablation:
+                print(metrics_table({row["step"]: row for row in part["ablation"]}))
+        print(f"\n{seeds_text(report)}")
+    else:
+        report = run_evaluation(source, baselines, args.seed, args.ablation, args.tune)
+        print(metrics_table(report["results"]))
+        print(paired_text(report["paired"]))
+        if args.ablation:
+            print()
+            print(metrics_table({row["step"]: row for row in report["ablation"]}))
+    if args.tune:
+        print(f"\n{tuning_text(report['tuning'])}")
     out = OutputFolder(output_dir(args.out))
     write_json(report, out.evaluation)
     if not args.no_plot:
-        bar_chart(report["results"], out.evaluation_plot)
+        chart = cold_start_chart if args.protocol == COLD_START else bar_chart
+        chart(report, out.evaluation_plot)
     print(
         f"{report['counts']['users_evaluated']} users evaluated in {report['seconds']:.2f} s; "
         f"wrote {out.evaluation}"
@@ -272,7 +298,32 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
         "--seed",
         type=int,
         default=PipelineParams().random_state,
-        help="seed of the pipeline and of the random baselines",
+        help="seed of the pipeline and of the random baselines; the cold-start draws use it "
+        "and the next ones",
+    )
+    score.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=TEMPORAL,
+        help="temporal: every user's latest ratings are held out; cold-start: drawn users keep "
+        "only their first ratings",
+    )
+    score.add_argument(
+        "--first-ratings",
+        type=int,
+        nargs="+",
+        default=FIRST_RATINGS,
+        metavar="K",
+        help="cold-start: the ratings a drawn user keeps, one run per K",
+    )
+    score.add_argument(
+        "--seeds", type=int, default=SEEDS, metavar="N", help="cold-start: draws of the users"
+    )
+    score.add_argument(
+        "--tune",
+        action="store_true",
+        help="also choose the personal recommender's prior_ratings, opening and exploration "
+        "on validation splits of the training data",
     )
     score.add_argument("--no-plot", action="store_true")
     score.set_defaults(func=cmd_evaluate)

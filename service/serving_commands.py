@@ -142,7 +142,13 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--bind", default="127.0.0.1:8000")
     up.add_argument("--redis-port", type=int, help="embedded Redis port (default: a free one)")
     up.add_argument("--workers", type=int, default=2, help="web worker processes")
-    up.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    up.add_argument(
+        "--concurrency",
+        type=int,
+        default=default_workers(),
+        help="Celery worker processes (default: two per core: a refresh mostly waits on Redis "
+        "and PostgreSQL)",
+    )
     up.set_defaults(func=cmd_up)
 
     publish = sub.add_parser("publish", help="load a version folder into Redis and activate it")

@@ -42,7 +42,7 @@ class UpOptions:
     bind: str = "127.0.0.1:8000"
     redis_port: int | None = None
     web_workers: int = 2
-    concurrency: int = 2
+    concurrency: int = 4
     startup_timeout: float = 60.0
 
 

@@ -22,6 +22,7 @@ from pipeline.evaluate import (
 )
 from pipeline.params import PipelineParams
 from pipeline.readers import read_dataset
+from pipeline.run import build
 from service.cli import main
 
 
@@ -115,6 +116,15 @@ def test_the_default_recommender_beats_the_baselines(holdout, lists):
     assert best["ndcg"] >= 0.09 and best["coverage"] >= 0.05
 
 
+def test_holdout_lists_are_those_the_pipeline_publishes(holdout):
+    """Lists are made for the evaluated users only; users are independent, so they are the
+    rows `build` (all users) writes for them."""
+    params = holdout.recommender_params("personal")
+    everyone = build(holdout.train, params).users.recommendations
+    mine = everyone[everyone["userId"].isin(holdout.users)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(holdout.lists(params).recommendations, mine)
+
+
 def test_build_times_are_kept_per_parameter_set(holdout):
     """Two builds of one recommender with different parameters each keep their own time."""
     personal = holdout.recommender_params("personal")
@@ -145,5 +155,7 @@ def test_evaluate_command_writes_the_table_and_the_chart(small_data, tmp_path, c
         "precision", "recall", "ndcg", "hit_rate", "coverage"
     }  # fmt: skip
     assert report["counts"]["users_evaluated"] == 591
+    assert set(report["paired"]) == {"popular"}  # the baselines scored of popular and svd
+    assert report["paired"]["popular"]["mean"] > 0 and report["paired"]["popular"]["users"] == 591
     assert (tmp_path / "plots" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert "personal" in capsys.readouterr().out

@@ -24,3 +24,12 @@ def test_reason_falls_back_to_counts_and_breaks_ties_by_lowest_id():
 
 def test_popular_items_say_so():
     assert explain(1, "popular", {"counts": [0, 1, 0]}, GENRES).startswith("popular with everyone")
+
+
+def test_a_list_from_few_ratings_says_so():
+    user = {"counts": [1, 2, 0], "liking": [0.5, 2.0, 0.0], "n_ratings": 3}
+    assert explain(1, "cluster", user, GENRES, first_ratings=True) == (
+        "from cluster 1 (Comedy), your top cluster by how you rated its movies, "
+        "from your first 3 ratings"
+    )
+    assert "first" not in explain(1, "cluster", user, GENRES, first_ratings=False)

@@ -14,13 +14,14 @@ MOVIES = pd.DataFrame({
     "cluster": [0, 0, 0, 1, 1, 1, 2, 2],
     "score": [4.0, 3.9, 3.8, 3.7, 3.6, 3.5, 3.4, 3.3],
     "n_ratings": [80, 60, 10, 70, 50, 40, 5, 0],  # popular order: 1 4 2 5 6 3 7 8
+    "avg_rating": [3.5, 3.0, 4.5, 4.0, 2.5, 3.0, 4.0, np.nan],
     "factor_0": [1.0, 0.8, 0.0, 1.0, -1.0, 0.5, 0.0, 0.0],
     "factor_1": [0.0, 0.2, 1.0, 0.1, 0.0, 0.5, -1.0, 0.0],
 })  # fmt: skip
 
 
 def catalog(depth: int = 3, **options) -> Catalog:
-    defaults = {"user_clusters": 1, "damping": 0.0}
+    defaults = {"user_clusters": 1, "damping": 0.0, "prior_ratings": 0.0}
     return Catalog.from_movies(MOVIES, 3, depth, PersonalOptions(**defaults | options))
 
 
