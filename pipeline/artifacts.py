@@ -276,6 +276,15 @@ class OutputFolder:
         return self.plots / "evaluation.png"
 
     @property
+    def cold_start_evaluation(self) -> Path:
+        """`movierec evaluate --protocol cold-start`: beside the temporal report, not over it."""
+        return self.path / "evaluation_cold_start.json"
+
+    @property
+    def cold_start_evaluation_plot(self) -> Path:
+        return self.plots / "evaluation_cold_start.png"
+
+    @property
     def cleaned_movies(self) -> Path:
         return self.path / "cleaned_movies"
 

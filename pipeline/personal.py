@@ -140,6 +140,7 @@ class Personal:
         if n <= USER_CHUNK:  # a few users (a live refresh): threads would cost more than they save
             parts = [self._chunk(matrix, top, cluster, depth, 0, n)] if n else []
         else:
+
             def chunk(lo: int) -> Picks:
                 return self._chunk(matrix, top, cluster, depth, lo, min(lo + USER_CHUNK, n))
 

@@ -225,13 +225,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.tune:
         print(f"\n{tuning_text(report['tuning'])}")
     out = OutputFolder(output_dir(args.out))
-    write_json(report, out.evaluation)
+    cold = args.protocol == COLD_START
+    path = out.cold_start_evaluation if cold else out.evaluation
+    write_json(report, path)
     if not args.no_plot:
-        chart = cold_start_chart if args.protocol == COLD_START else bar_chart
-        chart(report, out.evaluation_plot)
+        chart = cold_start_chart if cold else bar_chart
+        chart(report, out.cold_start_evaluation_plot if cold else out.evaluation_plot)
     print(
         f"{report['counts']['users_evaluated']} users evaluated in {report['seconds']:.2f} s; "
-        f"wrote {out.evaluation}"
+        f"wrote {path}"
     )
     return 0
 

@@ -247,7 +247,7 @@ def test_the_cold_start_command_prints_and_writes_its_report(small_data, tmp_pat
     argv = ["evaluate", "--data", str(small_data), "--out", str(tmp_path), "--baseline", "popular"]
     cold = ["--protocol", "cold-start", "--first-ratings", "3", "--seeds", "2"]
     assert main([*argv, *cold]) == 0
-    report = json.loads((tmp_path / "evaluation.json").read_text())
+    report = json.loads((tmp_path / "evaluation_cold_start.json").read_text())
     assert report["protocol"]["seeds"] == [42, 43]
     part = report["cold_start"]["3"]
     assert set(part["seeds"]["personal"]) == {"42", "43"}
@@ -257,6 +257,7 @@ def test_the_cold_start_command_prints_and_writes_its_report(small_data, tmp_pat
         "personal, first 3",
         "favorite-cluster, first 3",
     }
-    assert (tmp_path / "plots" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "evaluation_cold_start.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "evaluation.json").exists()  # the temporal report stays as it was
     out = capsys.readouterr().out
     assert "first 3, NDCG@10 by seed" in out and "personal - popular" in out
