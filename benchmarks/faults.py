@@ -175,6 +175,45 @@ class Load:
             n += 1
 
 
+class HealthWatch:
+    """Polls GET /health from a thread: whether it stopped answering 200, and when it did again."""
+
+    def __init__(self, up: Up, every: float = 0.2) -> None:
+        self.up, self.every = up, every
+        self.polls: list[tuple[float, int | None, tuple[str, ...]]] = []  # when, status, down
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="health-watch", daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            when = time.monotonic()
+            try:
+                status, body = self.up.get("/health")
+            except (OSError, ValueError):
+                status, body = None, {}
+            self.polls.append((when, status, tuple(body.get("down") or ())))
+            self._stop.wait(self.every)
+
+    def down_parts(self) -> list[str]:
+        return sorted({part for _, _, down in self.polls for part in down})
+
+    def back(self) -> float | None:
+        """When /health first answered 200 after its last other answer; None if never down."""
+        bad = [i for i, (_, status, _) in enumerate(self.polls) if status != 200]
+        if not bad:
+            return None
+        after = self.polls[bad[-1] + 1 :]
+        return after[0][0] if after else None
+
+
 def by_status(samples: list[Sample]) -> dict[str, int]:
     counts = Counter(str(s.status) if s.status is not None else f"no answer ({s.error})"
                      for s in samples)  # fmt: skip
@@ -271,6 +310,7 @@ class Up:
         self.service.env.update({"MOVIEREC_LOCK_TTL": str(LOCK_TTL), **env})
         self.tmp, self.out = tmp, tmp / "out"
         self.seen: dict[int, str] = {}  # every process of this `up` ever seen: pid -> start
+        self.odd_answers: list[tuple[str, int, Any]] = []  # GET /jobs/<id> other than 200
         self._redis: redis.Redis | None = None
         self._celery = None
 
@@ -313,7 +353,18 @@ class Up:
             self._celery = make_celery(Settings.from_env(env))
         return self._celery
 
+    def check_running(self) -> None:
+        """Fail at once, with the end of its log, when `up` itself has exited."""
+        if not self.running:
+            log = self.service.log.read_text(errors="replace")
+            said = [line for line in log.splitlines() if re.match(r"(movierec|\w+Error\b)", line)]
+            raise AssertionError(
+                f"`movierec up` exited ({self.service.process.poll()}); its last words:\n"
+                + "\n".join(said[-8:])
+            )
+
     def redis_answers(self) -> bool:
+        self.check_running()
         probe = redis.Redis.from_url(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.2)
         try:
             return bool(probe.ping())
@@ -328,8 +379,8 @@ class Up:
         port = cmd[cmd.index("-p") + 1]
         return f"postgresql://postgres:{quote(password, safe='')}@{LOOPBACK}:{port}/postgres"
 
-    @staticmethod
-    def database_answers(url: str) -> bool:
+    def database_answers(self, url: str) -> bool:
+        self.check_running()
         try:
             with psycopg.connect(url, connect_timeout=1) as conn:
                 conn.execute("SELECT 1")
@@ -359,7 +410,8 @@ class Up:
 
     def job(self, job_id: str) -> dict:
         status, body = self.get(f"/jobs/{job_id}")
-        assert status == 200, body
+        if status != 200:
+            raise AssertionError(f"GET /jobs/{job_id} answered {status}: {body}")
         return body
 
     def stage(self, job_id: str) -> str:
@@ -371,7 +423,23 @@ class Up:
         return body["job_id"]
 
     def follow(self, job_id: str, timeout: float = JOB_TIMEOUT) -> dict:
-        return wait_until(lambda: self.service.job_done(job_id), timeout, f"job {job_id}", 0.1)
+        """The job's final status; any answer other than 200 on the way is kept in it, under
+        `answers_not_200` (none is expected)."""
+        odd: list[tuple[int, Any]] = []
+
+        def ended() -> dict | None:
+            status, body = self.get(f"/jobs/{job_id}")
+            if status != 200:
+                odd.append((status, body))
+                self.odd_answers.append((job_id, status, body))
+                return None
+            return body if body["state"] in ("SUCCESS", "FAILURE") else None
+
+        try:
+            end = wait_until(ended, timeout, f"job {job_id} to end", 0.1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; answers other than 200: {odd[-3:]}") from None
+        return {**end, "answers_not_200": odd[:5]} if odd else end
 
     def lock_holder(self) -> str | None:
         holder = self.r.get(keys.RETRAIN_LOCK)
@@ -387,10 +455,15 @@ class Up:
     def staging(self) -> list[str]:
         return [v.decode() for v in self.r.zrange(keys.STAGING, 0, -1)]
 
-    def wait_healthy(self, timeout: float = 60.0) -> float:
-        began = time.monotonic()
-        wait_until(self.service.healthy, timeout, "/health to answer 200 again")
-        return time.monotonic() - began
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        def healthy() -> bool:
+            self.check_running()
+            try:
+                return self.get("/health")[0] == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout, "/health to answer 200 again", 0.1)
 
     def log_offset(self) -> int:
         return self.service.log.stat().st_size
@@ -450,24 +523,22 @@ def server_errors(samples: list[Sample], allowed: set[int]) -> int:
 
 def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
     """SIGKILL the embedded Redis a third of the way into a read load."""
-    result = CaseResult("redis-kill", f"Redis SIGKILL under read load ({connections} connections)")
+    result = CaseResult("redis-kill", f"{TITLES['redis-kill']} ({connections} connections)")
     movies = up.movie_ids()[:400]
     version = up.active()
     victim = up.child("redis")
     up.snapshot()
     with Load(up.base, connections, seconds, reads(movies)) as load:
         time.sleep(seconds / 3)
-        killed = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        back = wait_until(lambda: up.redis_answers() and time.monotonic(), 30, "Redis", 0.01)
-        load.wait()
+        with HealthWatch(up) as health:
+            killed = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            back = wait_until(lambda: up.redis_answers() and time.monotonic(), 30, "Redis", 0.01)
+            load.wait()
+            up.wait_healthy()
     samples = load.samples
     first_ok = first_after(samples, 200, killed, back)
-    after_kill = [
-        s for s in samples if s.start >= killed and (first_ok is None or s.end < first_ok)
-    ]
-    up.wait_healthy()
-    health_at = time.monotonic()
+    outage = [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
     result.requests = by_status(samples)
     result.recovery_s = None if first_ok is None else first_ok - back
     result.recovery = "Redis answering again -> first 200"
@@ -477,7 +548,7 @@ def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
         "redis_restarted": up.child("redis") not in (None, victim),
         "down_s": back - killed,
         "kill_to_first_200_s": None if first_ok is None else first_ok - killed,
-        "unavailable_answers": sum(1 for s in after_kill if s.status == 503),
+        "outage_statuses": dict(Counter(s.status for s in outage)),
         "server_errors": server_errors(samples, {503}),
         "non_json": sum(1 for s in samples if s.status is not None and not s.is_json),
         "no_answer": sum(1 for s in samples if s.status is None),
@@ -487,7 +558,8 @@ def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
         ),
         "version_before": version,
         "version_after": up.active(),
-        "health_after_kill_s": health_at - killed,
+        "health_back_s": None if health.back() is None else health.back() - killed,
+        "health_down_parts": health.down_parts(),
     }
     f = result.facts
     result.lost = (
@@ -498,17 +570,24 @@ def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
     result.notes = [
         f"{f['requests']:,} requests in {seconds:.0f} s; Redis down {f['down_s']:.2f} s "
         f"(0.5 s backoff + restart + AOF load); kill -> first 200 "
-        f"{_s(f['kill_to_first_200_s'])}; /health 200 again {f['health_after_kill_s']:.1f} s "
-        "after the kill",
+        f"{_s(f['kill_to_first_200_s'])}; answers in between: {_counts(f['outage_statuses'])}; "
+        f"{_health(f)}",
     ]
     return result
 
 
+def _health(facts: dict[str, Any]) -> str:
+    if facts["health_back_s"] is None:
+        return "/health never seen other than 200"
+    return (
+        f"/health 200 again {facts['health_back_s']:.1f} s after the kill (down meanwhile: "
+        f"{', '.join(facts['health_down_parts']) or 'no answer'})"
+    )
+
+
 def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     """SIGKILL the postmaster a third of the way into a load of rating writes."""
-    result = CaseResult(
-        "postgres-kill", f"PostgreSQL SIGKILL during writes ({connections} writers)"
-    )
+    result = CaseResult("postgres-kill", f"{TITLES['postgres-kill']} ({connections} writers)")
     movies = up.movie_ids()
     users = [WRITER_BASE + i for i in range(connections)]
     orders = [random.Random(i).sample(movies, len(movies)) for i in range(connections)]
@@ -525,15 +604,15 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     up.snapshot()
     with Load(up.base, connections, seconds, make) as load:
         time.sleep(seconds / 3)
-        killed = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        back = wait_until(
-            lambda: up.database_answers(url) and time.monotonic(), 60, "PostgreSQL", 0.05
-        )
-        load.wait()
+        with HealthWatch(up) as health:
+            killed = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            back = wait_until(
+                lambda: up.database_answers(url) and time.monotonic(), 60, "PostgreSQL", 0.05
+            )
+            load.wait()
+            up.wait_healthy()
     samples = load.samples
-    up.wait_healthy()
-    health_at = time.monotonic()
     acked = {s.tag for s in samples if s.status == 201}
     with psycopg.connect(url, connect_timeout=5) as conn:
         rows = conn.execute(
@@ -542,7 +621,7 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     stored = {(int(user), int(movie)) for user, movie in rows}
     lost = acked - stored
     first_ok = first_after(samples, 201, killed, back)
-    outage = [s for s in samples if s.start >= killed and (first_ok is None or s.end < first_ok)]
+    outage = [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
     result.requests = by_status(samples)
     result.recovery_s = None if first_ok is None else first_ok - killed
     result.recovery = "kill -> first 201"
@@ -561,7 +640,8 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
         "non_json": sum(1 for s in samples if s.status is not None and not s.is_json),
         "no_answer": sum(1 for s in samples if s.status is None),
         "statuses": sorted({s.status for s in samples if s.status is not None}),
-        "health_after_kill_s": health_at - killed,
+        "health_back_s": None if health.back() is None else health.back() - killed,
+        "health_down_parts": health.down_parts(),
     }
     f = result.facts
     result.lost = (
@@ -571,16 +651,15 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     )  # fmt: skip
     result.notes = [
         f"server back (SELECT 1) {f['down_s']:.2f} s after the kill, first 201 "
-        f"{_s(f['back_to_first_201_s'])} later; during the outage "
-        f"{_counts(f['outage_statuses'])}; /health 200 again {f['health_after_kill_s']:.1f} s "
-        "after the kill",
+        f"{_s(f['back_to_first_201_s'])} later; answers between the kill and that 201: "
+        f"{_counts(f['outage_statuses'])}; {_health(f)}",
     ]
     return result
 
 
 def concurrent_retrains(up: Up, seconds: float = 0, triggers: int = 10) -> CaseResult:
     """`triggers` POST /jobs/retrain at once: one run."""
-    result = CaseResult("concurrent-retrains", f"{triggers} concurrent POST /jobs/retrain")
+    result = CaseResult("concurrent-retrains", f"{triggers} {TITLES['concurrent-retrains']}")
     old = up.active()
     offset = up.log_offset()
     barrier = threading.Barrier(triggers)
@@ -621,7 +700,7 @@ def concurrent_retrains(up: Up, seconds: float = 0, triggers: int = 10) -> CaseR
 
 def worker_kill(up: Up, seconds: float = 0, readers: int = 4) -> CaseResult:
     """SIGKILL the worker's main process while a retrain trains."""
-    result = CaseResult("worker-kill", "worker main process SIGKILL mid-retrain")
+    result = CaseResult("worker-kill", TITLES["worker-kill"])
     old = up.active()
     with Load(up.base, readers, 10 * JOB_TIMEOUT, version_reads) as load:
         job = up.retrain()
@@ -673,7 +752,10 @@ def worker_kill(up: Up, seconds: float = 0, readers: int = 4) -> CaseResult:
         "failed_reads": sum(1 for s in samples if s.status != 200),
     }
     f = result.facts
-    result.lost = f"the killed job only ({f['state']}: {str(f['error'])[:60]}...)"
+    result.lost = (
+        f"the killed retrain only ({f['state']}, {str(f['error']).split(':')[0]}); it published "
+        "nothing"
+    )
     result.notes = [
         f"killed in {stage}; GET /jobs/<id> said FAILURE {f['failure_reported_s']:.1f} s after "
         f"the kill; worker answered pings again after {f['worker_back_s']:.1f} s; the next "
@@ -685,9 +767,15 @@ def worker_kill(up: Up, seconds: float = 0, readers: int = 4) -> CaseResult:
     return result
 
 
+def active_chunks(up: Up) -> list[dict]:
+    """The users chunks the worker says its pool processes run now, with their pids."""
+    replies = up.celery.control.inspect(timeout=1.0, limit=1).active() or {}
+    return [t for tasks in replies.values() for t in tasks if t["name"] == TASK_USERS_CHUNK]
+
+
 def pool_kill(up: Up, seconds: float = 0) -> CaseResult:
     """SIGKILL the pool process running a users chunk; the chunk is redelivered."""
-    result = CaseResult("pool-kill", "pool process SIGKILL mid-chunk")
+    result = CaseResult("pool-kill", TITLES["pool-kill"])
     old = up.active()
     before = up.namespaces()
     offset = up.log_offset()
@@ -695,11 +783,17 @@ def pool_kill(up: Up, seconds: float = 0) -> CaseResult:
     wait_until(lambda: up.stage(job) == "users", 120, "the users phase", 0.02)
     victim = None
     while victim is None and up.stage(job) == "users":
-        replies = up.celery.control.inspect(timeout=1.0, limit=1).active() or {}
-        running = [t for tasks in replies.values() for t in tasks if t["name"] == TASK_USERS_CHUNK]
-        if running:
-            victim = running[0]
-            os.kill(victim["worker_pid"], signal.SIGKILL)
+        running = active_chunks(up)
+        if not running:
+            continue
+        pid, still = running[0]["worker_pid"], False
+        os.kill(pid, signal.SIGSTOP)  # frozen, it cannot finish the chunk we are told it runs
+        try:
+            still = any(t["id"] == running[0]["id"] and t["worker_pid"] == pid
+                        for t in active_chunks(up))  # fmt: skip
+        finally:
+            os.kill(pid, signal.SIGKILL if still else signal.SIGCONT)
+        victim = running[0] if still else None
     assert victim is not None, "the users phase ended before a pool process could be killed"
     killed = time.monotonic()
     done = up.follow(job)
@@ -730,7 +824,8 @@ def pool_kill(up: Up, seconds: float = 0) -> CaseResult:
     f = result.facts
     result.lost = "nothing" if f["users_cached"] == USERS else f"{f['users_cached']} users cached"
     result.notes = [
-        f"users {victim['args'][1]}-{victim['args'][2]}'s chunk killed; received {f['killed_chunk_received']} times; "
+        f"pool process killed mid-chunk (users {victim['args'][1]}-{victim['args'][2]}); the "
+        f"chunk was received {f['killed_chunk_received']} times; "
         f"job {f['state']}, chunks {f['chunks']}, published {f['publishes']} time(s), "
         f"{f['users_cached']} users cached, previous = the old version: {f['previous'] == old}",
     ]
@@ -739,7 +834,7 @@ def pool_kill(up: Up, seconds: float = 0) -> CaseResult:
 
 def redis_oom(up: Up, seconds: float = 0, margin: int = 1 << 20) -> CaseResult:
     """maxmemory just above what Redis holds (noeviction), then a retrain."""
-    result = CaseResult("redis-oom", "Redis at maxmemory during a publish (noeviction)")
+    result = CaseResult("redis-oom", TITLES["redis-oom"])
     old = up.active()
     before = up.namespaces()
     latest = up.out / "models" / "LATEST"
@@ -754,10 +849,12 @@ def redis_oom(up: Up, seconds: float = 0, margin: int = 1 << 20) -> CaseResult:
             leftover = sorted(up.namespaces() - before)
             staging = up.staging()
             users_cached = up.r.hlen(keys.VersionKeys(old).users)
+            latest_unchanged = latest.read_text() == latest_before
         finally:
             up.r.config_set("maxmemory", 0)
         active = up.active()
         reset = time.monotonic()
+        during = [s for s in load.samples if s.start < reset]
         up.wait_lock_free()
         lock_free_s = time.monotonic() - reset
         second = up.retrain()
@@ -777,9 +874,9 @@ def redis_oom(up: Up, seconds: float = 0, margin: int = 1 << 20) -> CaseResult:
         "active_after_failure": active,
         "version_before": old,
         "active_users_cached": users_cached,
-        "latest_unchanged": latest.read_text() == latest_before,
+        "latest_unchanged": latest_unchanged,
         "failed_reads": sum(1 for s in samples if s.status != 200),
-        "versions_served": sorted({s.value for s in samples if s.value}),
+        "versions_served_until_reset": sorted({s.value for s in during if s.value}),
         "next_state": done["state"],
         "next_error": done["error"],
         "next_previous": (done["result"] or {}).get("previous"),
@@ -829,7 +926,7 @@ def _training_fault(up: Up, result: CaseResult, models: Path) -> dict[str, Any]:
 
 def output_read_only(up: Up, seconds: float = 0) -> CaseResult:
     """OUT/models made immutable (chattr +i: root ignores permission bits, not this)."""
-    result = CaseResult("output-read-only", "output folder read-only during training (chattr +i)")
+    result = CaseResult("output-read-only", TITLES["output-read-only"])
     models = up.out / "models"
     done = subprocess.run(["chattr", "+i", str(models)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -845,7 +942,7 @@ def output_read_only(up: Up, seconds: float = 0) -> CaseResult:
 
 def output_full(up: Up, seconds: float = 0, margin: int = 512 << 10) -> CaseResult:
     """OUT/models on a tmpfs with room for what it holds plus `margin`: full mid-write."""
-    result = CaseResult("output-full", "output folder full during training (small tmpfs)")
+    result = CaseResult("output-full", TITLES["output-full"])
     models = up.out / "models"
     saved = up.tmp / "models-before-full"
     shutil.copytree(models, saved, symlinks=True)
@@ -894,10 +991,22 @@ def _output_summary(result: CaseResult) -> None:
 
 def two_beats(up: Up, seconds: float = 0, tick_timeout: float = 75.0) -> CaseResult:
     """Two extra `movierec beat` processes with an every-minute retrain: one run per tick."""
-    result = CaseResult("two-beats", "two beats at once, retrain every minute (one tick)")
+    result = CaseResult("two-beats", TITLES["two-beats"])
     old = up.active()
     env = {**up.service.env, "REDIS_URL": up.redis_url, "MOVIEREC_RETRAIN_CRON": "* * * * *"}
     logs = [up.tmp / f"beat-{i}.log" for i in range(2)]
+
+    def recorded() -> list[str]:
+        """Retrains that started running since the beats did (a job records itself)."""
+        found = []
+        for key in up.r.scan_iter(keys.job_key("*")):
+            if key.count(b":") != 2:  # a job's chunk set, not its record
+                continue
+            record = up.r.hgetall(key)
+            if record.get(b"kind") == b"retrain" and float(record[b"submitted_at"]) >= began:
+                found.append(key.decode().rsplit(":", 1)[1])
+        return found
+
     began = time.time()
     beats = [spawn_cli(["beat"], env, log) for log in logs]
     try:
@@ -905,20 +1014,15 @@ def two_beats(up: Up, seconds: float = 0, tick_timeout: float = 75.0) -> CaseRes
             lambda: all("Sending due task retrain" in log.read_text() for log in logs),
             tick_timeout, "both beats to send the minute's retrain", 0.2,
         )  # fmt: skip
+        ticked = time.time()
+        # Beat logs a send before it publishes: stop the beats only once both retrains run
+        # (or 30 s later), well before the next tick.
+        with suppress(AssertionError):
+            wait_until(lambda: len(recorded()) >= 2, 30, "both retrains to run", 0.2)
     finally:
         for beat in beats:
             stop(beat)
-    ticked = time.time()
-
-    def recorded() -> list[str] | None:
-        found = []
-        for key in up.r.scan_iter(keys.job_key("*")):
-            record = up.r.hgetall(key)
-            if record.get(b"kind") == b"retrain" and float(record[b"submitted_at"]) >= began:
-                found.append(key.decode().rsplit(":", 1)[1])
-        return found if len(found) >= 2 else None
-
-    jobs = wait_until(recorded, 60, "both beats' retrains to be picked up", 0.2)
+    jobs = recorded()
     ends = [up.follow(job) for job in jobs]
     results = [end["result"] or {} for end in ends]
     result.requests = {}
@@ -943,7 +1047,7 @@ def two_beats(up: Up, seconds: float = 0, tick_timeout: float = 75.0) -> CaseRes
 
 def ctrl_c(up: Up, seconds: float = 0) -> CaseResult:
     """SIGINT to `up` after the group's faults: nothing of it may stay behind."""
-    result = CaseResult("ctrl-c", "Ctrl-C (SIGINT to `up`) after the faults above")
+    result = CaseResult("ctrl-c", TITLES["ctrl-c"])
     up.snapshot()
     began = time.monotonic()
     code = up.service.stop()
@@ -1010,14 +1114,33 @@ NUMBERS = {
 }
 
 
-def run_case(case: Case, up: Up, seconds: float) -> CaseResult:
-    began = time.monotonic()
+TITLES = {
+    "redis-kill": "Redis SIGKILL under read load",
+    "postgres-kill": "PostgreSQL SIGKILL during writes",
+    "concurrent-retrains": "concurrent POST /jobs/retrain",
+    "worker-kill": "worker main process SIGKILL mid-retrain",
+    "pool-kill": "pool process SIGKILL mid-chunk",
+    "redis-oom": "Redis at maxmemory during a publish (noeviction)",
+    "output-read-only": "output folder read-only during training (chattr +i)",
+    "output-full": "output folder full during training (small tmpfs)",
+    "two-beats": "two beats at once, retrain every minute (one tick)",
+    "ctrl-c": "Ctrl-C (SIGINT to `up`) after the faults above",
+}
+
+
+def run_case(name: str, up: Up, seconds: float) -> CaseResult:
+    case = ctrl_c if name == "ctrl-c" else CASES[name]
+    began, odd = time.monotonic(), len(up.odd_answers)
     try:
         result = case(up, seconds)
     except Exception as error:  # a failed case is a row too; the others still run
-        result = CaseResult(case.__name__.replace("_", "-"), case.__doc__ or "", lost="?")
-        result.notes = [f"ERROR: {type(error).__name__}: {str(error)[:300]}"]
+        result = CaseResult(name, TITLES[name], lost="?")
+        lines = str(error).strip().splitlines() or [""]
+        last = f" ... {lines[-1][:200]}" if len(lines) > 1 else ""
+        result.notes = [f"ERROR: {type(error).__name__}: {lines[0][:200]}{last}"]
     result.seconds = time.monotonic() - began
+    if len(up.odd_answers) > odd:
+        result.notes.append(f"GET /jobs/<id> did not answer 200: {up.odd_answers[odd:][:3]}")
     say(f"{result.case}: {result.requests} recovery {_s(result.recovery_s)}; {result.lost}")
     return result
 
@@ -1032,8 +1155,8 @@ def run(cases: list[str], seconds: float, data: Path, work: Path) -> list[CaseRe
         up = start_up(work / group, data, **env)
         try:
             for name in chosen:
-                results.append(run_case(CASES[name], up, seconds))
-            results.append(run_case(ctrl_c, up, seconds))
+                results.append(run_case(name, up, seconds))
+            results.append(run_case("ctrl-c", up, seconds))
         finally:
             up.close()
     return results

@@ -290,9 +290,10 @@ def start_postgres(
     """
     port = port or free_port()
     prepared = prepare_postgres(folder, port)
-    with prepared.log.open("ab") as sink:
-        kwargs = {**prepared.popen_kwargs, "stdout": sink, "stderr": subprocess.STDOUT}
-        process = (spawn or subprocess.Popen)(prepared.command, **kwargs)
+    # Left open: a supervisor's `spawn` keeps these arguments to start the server again.
+    sink = prepared.log.open("ab")
+    kwargs = {**prepared.popen_kwargs, "stdout": sink, "stderr": subprocess.STDOUT}
+    process = (spawn or subprocess.Popen)(prepared.command, **kwargs)
     try:
         wait_for_postgres(prepared.url, lambda: process.poll() is None, log=prepared.log)
     except BaseException:

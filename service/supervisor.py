@@ -102,6 +102,8 @@ class Supervisor:
             code = child.process.poll()
             if code is None:
                 continue
+            # What it started in its group (Celery's embedded beat) must not outlive it.
+            _signal_group(child.process, signal.SIGKILL)
             child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW] + [now]
             if len(child.crashes) > MAX_RESTARTS:
                 raise ChildExited(

@@ -27,8 +27,8 @@ from cache.redis_client import redis_from_url
 from cache.settings import REPO, Settings, get_settings
 from service.bootstrap import ensure_active
 from service.database_setup import import_if_empty
-from service.embedded_postgres import STOP_SIGNAL, clear_stale_pid, cluster_dir, start_postgres
-from service.embedded_redis import start_redis
+from service.embedded_postgres import STOP_SIGNAL, prepare_postgres, start_postgres
+from service.embedded_redis import free_port, start_redis
 from service.errors import ServiceError
 from service.polling import wait_until
 from service.secret_files import private_secret
@@ -94,18 +94,19 @@ def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) ->
 
 
 def _embedded_postgres(children: Supervisor) -> str:
-    folder = get_settings().output.postgres
+    folder, port = get_settings().output.postgres, free_port()
 
     def spawn(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
         return children.spawn(
             "postgres",
             command,
             stop_signal=STOP_SIGNAL,
-            before_restart=lambda: clear_stale_pid(cluster_dir(folder)),  # a killed server's
+            # A killed server leaves a pid file; its folders' search permission may be gone.
+            before_restart=lambda: prepare_postgres(folder, port),
             **popen_kwargs,
         )
 
-    server = start_postgres(folder, spawn=spawn)
+    server = start_postgres(folder, port, spawn=spawn)
     say(f"embedded PostgreSQL on 127.0.0.1 (data in {folder})")
     return server.url
 

@@ -6,6 +6,7 @@ rather than Celery's indistinguishable PENDING.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ def hold_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> bool:
 def release_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> bool:
     """The job ends (published, or failed): say so before letting go, so nobody reading its
     status in between takes the free lock for a dead worker."""
-    r.hset(keys.job_key(job_id), "ended", repr(time.time()))
+    # Out of memory under noeviction refuses the mark; the lock must go all the same.
+    with contextlib.suppress(redis.ResponseError):
+        r.hset(keys.job_key(job_id), "ended", repr(time.time()))
     return retrain_lock(r, settings).release(job_id)
 
 

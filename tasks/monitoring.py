@@ -55,10 +55,12 @@ def job_started(task_id: str, task, **_) -> None:
 
 
 @task_postrun.connect
-def job_finished(task_id: str, task, state: str, **_) -> None:
+def job_finished(task_id: str, task, state: str | None, **_) -> None:
+    """`state` is None when the worker was stopped while the task ran."""
     started = _started.pop(task_id, None)
     if started is not None:
-        record_job_run(marks_redis(), task.name, state.lower(), time.monotonic() - started)
+        outcome = (state or "interrupted").lower()
+        record_job_run(marks_redis(), task.name, outcome, time.monotonic() - started)
 
 
 @task_failure.connect
