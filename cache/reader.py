@@ -120,7 +120,7 @@ class CacheReader:
         self._lock = threading.Lock()
         self._models: dict[str, ActiveModel] = {}
         self._movie_cache = MovieCache()
-        self._genres: tuple[str, dict[int, list[str]]] = ("", {})
+        self._cached_summaries: tuple[str, list[dict]] = ("", [])
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -226,16 +226,15 @@ class CacheReader:
         return model
 
     def _summaries(self, model: ActiveModel) -> list[dict]:
-        return json.loads(self.r.get(model.keys.clusters) or "[]")
+        """The clusters' summaries, read once per version and process: they never change."""
+        cached_version, summaries = self._cached_summaries
+        if cached_version != model.version:
+            summaries = json.loads(self.r.get(model.keys.clusters) or "[]")
+            self._cached_summaries = (model.version, summaries)
+        return summaries
 
     def _cluster_genres(self, model: ActiveModel) -> dict[int, list[str]]:
-        """Each cluster's leading genres, read once per version: summaries never change."""
-        cached_version, genres = self._genres
-        if cached_version != model.version:
-            summaries = self._summaries(model)
-            genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
-            self._genres = (model.version, genres)
-        return genres
+        return {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in self._summaries(model)}
 
     def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
         """Titles and details for a ranked list of ids, at most one round trip."""

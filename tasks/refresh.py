@@ -67,16 +67,16 @@ def _refresh(r: redis.Redis, user_id: int) -> dict:
     folder = version_folder(version)
     db = worker_database()
     if db is None:
-        ratings, change = read_user_ratings(folder, user_id, user_id), None
+        ratings = read_user_ratings(folder, user_id, user_id)
         if ratings.empty:
             raise UnknownUser(f"user {user_id} has no ratings in version {version}")
+        result = _write_entry(r, version, user_id, ratings, folder)
     else:
         with db.connection() as conn:
             ratings, change = user_ratings(conn, user_id)
-    result = _write_entry(r, version, user_id, ratings, folder)
-    if db is not None and change is not None:
-        with db.connection() as conn:
-            mark_refreshed(conn, user_id, change)
+            result = _write_entry(r, version, user_id, ratings, folder)
+            if change is not None:
+                mark_refreshed(conn, user_id, change)
     log.info("refreshed user %d in %s: %s", user_id, version, result)
     return {"user_id": user_id, "version": version, **result}
 

@@ -28,9 +28,17 @@ def settings() -> Settings:
     return current_app.extensions["movierec.settings"]
 
 
+NO_DATABASE = "live writes need a database: set MOVIEREC_DATABASE_URL"
+
+
+def optional_database() -> Database | None:
+    """The system of record, or None when none is configured (reads go on without it)."""
+    return current_app.extensions["movierec.database"]
+
+
 def database() -> Database:
     """The system of record; without one the write endpoints answer 503."""
-    found = current_app.extensions["movierec.database"]
+    found = optional_database()
     if found is None:
-        raise ApiError(503, "live writes need a database: set MOVIEREC_DATABASE_URL")
+        raise ApiError(503, NO_DATABASE)
     return found

@@ -8,11 +8,9 @@ import redis
 from flask import Blueprint, jsonify, redirect, request, url_for
 
 from cache.reader import NoActiveVersion
-from db.database import Database
-from web.errors import ApiError
 from web.health import check_health
 from web.metrics import exposition
-from web.state import cache, database
+from web.state import cache, optional_database
 
 bp = Blueprint("status", __name__)
 RUNNING = "Recommender System API is running"
@@ -43,17 +41,10 @@ def index():
 @bp.get("/health")
 def health():
     """Every dependency's state; 503 when one is down, named in `down` (see web.health)."""
-    report = check_health(cache(), _configured_database(), time.time())
+    report = check_health(cache(), optional_database(), time.time())
     return jsonify(report.body()), 200 if report.ok else 503
 
 
 @bp.get("/metrics")
 def metrics():
     return exposition(cache())
-
-
-def _configured_database() -> Database | None:
-    try:
-        return database()
-    except ApiError:  # none configured: reported as such, not as a failure
-        return None

@@ -15,9 +15,8 @@ from web.dashboard.charts import Bar, bar_chart, cluster_color, cluster_map
 from web.dashboard.errors import error_page, register_page_errors
 from web.dashboard.evaluation import read_evaluation
 from web.dashboard.recent_jobs import recent_jobs
-from web.errors import ApiError
 from web.params import MAX_STORED_ID
-from web.state import cache, celery, database, settings
+from web.state import NO_DATABASE, cache, celery, optional_database, settings
 
 bp = Blueprint(
     "dashboard",
@@ -213,10 +212,11 @@ def _liking_chart(user: dict, summaries: list[dict]) -> Markup:
 
 def _history(user_id: int) -> tuple[writes.RatingsPage | None, str]:
     """The newest ratings from the database, or why there are none to show."""
+    db = optional_database()
+    if db is None:
+        return None, NO_DATABASE
     try:
-        with database().connection() as conn:
+        with db.connection() as conn:
             return writes.ratings_page(conn, user_id, HISTORY, 0), ""
-    except ApiError as missing:  # no database configured
-        return None, missing.message
     except DatabaseUnavailable:
         return None, "The database is unavailable; try again shortly."
