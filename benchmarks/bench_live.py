@@ -11,7 +11,9 @@ without live refreshes a list changed only then. `up` is stopped with SIGINT at 
 
 With --synth-25m it also times `movierec db import` of a 25M-rating synthetic set into a fresh
 embedded server and compares the retrain's snapshot read (`db.snapshot.read_snapshot`) with
-pyarrow reading the same ratings.csv, each read in a fresh child process.
+pyarrow reading the same ratings.csv, each read in a fresh child process: a full read, then
+reads of only the users changed since a base version, after changing a share of the users
+through the write path (--changed-shares).
 """
 
 from __future__ import annotations
@@ -85,26 +87,25 @@ if mode == "csv":
     start = time.perf_counter()
     table.to_pandas()
     extra["to_pandas"] = time.perf_counter() - start
-elif mode == "snapshot":
+elif mode in ("snapshot", "base", "changed"):
+    from dataclasses import asdict
+    from pathlib import Path
     from db.snapshot import read_snapshot
+    from pipeline import io
+    from pipeline.artifacts import RATINGS_ROW_GROUP, VersionFolder
+    base = VersionFolder(Path(path))
     start = time.perf_counter()
-    data, info = read_snapshot(url)
+    data, info = read_snapshot(url, base if mode == "changed" else None)
     seconds = time.perf_counter() - start
     rows = info.counts["ratings"]
     extra["counts"] = info.counts
+    extra["reused"] = info.reused and asdict(info.reused)
+    if mode == "base":  # what a retrain leaves for the next one to reuse
+        base.path.mkdir(parents=True)
+        io.write_parquet(data.ratings, base.ratings, row_group_size=RATINGS_ROW_GROUP)
+        io.write_json({"database": asdict(info)}, base.metadata)
 else:
-    import adbc_driver_postgresql.dbapi as adbc
-    from db.snapshot import RATINGS_QUERY, _ratings_frame
-    query = RATINGS_QUERY if mode == "ordered" else RATINGS_QUERY.split(" ORDER BY")[0]
-    with adbc.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
-        start = time.perf_counter()
-        cursor.execute(query)
-        table = cursor.fetch_arrow_table()
-        seconds = time.perf_counter() - start
-    rows = table.num_rows
-    start = time.perf_counter()
-    _ratings_frame(table)
-    extra["to_frame"] = time.perf_counter() - start
+    raise SystemExit(f"unknown read {mode}")
 print(json.dumps({"seconds": seconds, "rows": rows, **extra}))
 """
 
@@ -849,6 +850,30 @@ def database_facts(url: str) -> dict:
     return facts
 
 
+def change_users(url: str, share: float, seed: int) -> dict:
+    """Live writes through the service's own write path until `share` of all users have
+    changed since the base version: each changed user rates five movies, one transaction each."""
+    import psycopg
+
+    from db.writes import RatingInput, store_ratings
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        users = [row[0] for row in conn.execute("SELECT DISTINCT user_id FROM ratings")]
+        movies = [row[0] for row in conn.execute("SELECT movie_id FROM movies")]
+        rng = random.Random(seed)
+        rng.shuffle(users)
+        wanted = round(share * len(users))
+        chosen = users[:wanted]
+        start = time.perf_counter()
+        for user in chosen:
+            picks = rng.sample(movies, 5)
+            items = [RatingInput(movie, rng.randint(1, 10) / 2, 2**31 - 1) for movie in picks]
+            store_ratings(conn, user, items)
+        seconds = time.perf_counter() - start
+    say(f"changed {len(chosen):,} users ({share:.1%}) in {seconds:.1f} s")
+    return {"share": share, "users": len(chosen), "all_users": len(users), "seconds": seconds}
+
+
 def synth_25m(args: argparse.Namespace, work: Path) -> dict:
     from service.embedded_postgres import running_postgres
 
@@ -888,14 +913,17 @@ def synth_25m(args: argparse.Namespace, work: Path) -> dict:
             say("database facts and EXPLAIN ANALYZE of the ratings query ...")
             report["database"] = database_facts(url)
             report["quiet_reads"] = wait_for_quiet("reads 25M", args)
+            base = work / "base-version"
             with Watch() as watch:
-                reads = []
+                reads = [read_once("base", base, url)]
                 for _ in range(args.repeats):
                     reads.append(read_once("csv", data / "ratings.csv", url))
-                    reads.append(read_once("snapshot", data / "ratings.csv", url))
-                for _ in range(args.repeats):
-                    reads.append(read_once("ordered", data / "ratings.csv", url))
-                    reads.append(read_once("unordered", data / "ratings.csv", url))
+                    reads.append(read_once("snapshot", base, url))
+                for share in args.changed_shares:
+                    report.setdefault("changes", []).append(change_users(url, share, args.seed))
+                    for _ in range(args.repeats):
+                        reads.append(read_once("csv", data / "ratings.csv", url) | {"share": share})
+                        reads.append(read_once("changed", base, url) | {"share": share})
             report["reads"] = reads
             report["reads_watch"] = watch.summary()
     finally:
@@ -1071,17 +1099,17 @@ def markdown_25m(s: dict, args: argparse.Namespace) -> list[str]:
         return [*lines, f"Skipped: {s['skipped']}."]
     d, imp = s["database"], s["import"]
     mib = 2**20
-    by_mode: dict[str, list[dict]] = {}
-    for read in s["reads"]:
-        by_mode.setdefault(read["mode"], []).append(read)
+    base = next(r for r in s["reads"] if r["mode"] == "base")
 
-    def times(mode: str) -> list[float]:
-        return [r["seconds"] for r in by_mode.get(mode, [])]
+    def runs(mode: str, share: float | None = None) -> list[dict]:
+        return [r for r in s["reads"] if r["mode"] == mode and r.get("share") == share]
 
-    csv_med, snap_med = median(times("csv")), median(times("snapshot"))
-    ratio = snap_med / csv_med
-    ordered, unordered = median(times("ordered")), median(times("unordered"))
-    to_frame = median([r["to_frame"] for r in by_mode["ordered"]])
+    def row(name: str, found: list[dict]) -> str:
+        times = [r["seconds"] for r in found]
+        rss = max(r["peak_rss_mb"] for r in found)
+        listed = ", ".join(f"{t:.2f}" for t in times)
+        return f"| {name} | {listed} | {median(times):.2f} | {rss:,} |"
+
     analyze = next((x for x in d["plans"]["ordered_analyze"] if "Execution Time" in x), "")
     lines += [
         f"Data: `movierec synth --ratings {args.synth_ratings}` ({d['ratings_rows']:,} ratings "
@@ -1097,36 +1125,46 @@ def markdown_25m(s: dict, args: argparse.Namespace) -> list[str]:
         f"table with its index {d['ratings_bytes'] / mib:,.0f} MiB; RSS is the largest single "
         "process of the command's tree |",
         "",
-        f"Reads, alternating, each in a fresh child process (time inside the child, imports "
-        f"excluded): pyarrow `read_csv` of ratings.csv with the pipeline's types "
-        f"({', '.join(CSV_TYPES)}) against `read_snapshot(url)` (movies, ratings and tags in one "
-        "REPEATABLE READ transaction through ADBC, then pandas frames).",
+        "Reads, each in a fresh child process (time inside the child, imports excluded), CSV and "
+        f"snapshot alternating: pyarrow `read_csv` of ratings.csv with the pipeline's types "
+        f"({', '.join(CSV_TYPES)}) against `read_snapshot` (movies, ratings and tags in one "
+        "REPEATABLE READ transaction through ADBC, then pandas frames). A retrain's first read "
+        "of a database reads every rating (*full*); later retrains pass the live version and "
+        "read only the ratings of users changed since its snapshot (*changed users*), taking "
+        "the rest from its `ratings.parquet`. First a full read wrote such a base version "
+        f"({base['seconds']:.2f} s); then users were changed through the write path "
+        "(`db.writes.store_ratings`, five ratings per user, one transaction each) until the "
+        "share shown had changed since the base.",
         "",
         "| read | runs (s) | median (s) | peak RSS (MiB) |",
         "|---|---|---:|---:|",
+        row("pyarrow read_csv (Arrow table)", runs("csv")),
+        row("read_snapshot, full", runs("snapshot")),
     ]
-    names = {
-        "csv": "pyarrow read_csv (Arrow table)",
-        "snapshot": "read_snapshot (pandas frames)",
-        "ordered": "ratings query, ORDER BY user_id, movie_id (ADBC fetch)",
-        "unordered": "ratings query, no ORDER BY (ADBC fetch)",
-    }
-    for mode, name in names.items():
-        runs = times(mode)
-        rss = max(r["peak_rss_mb"] for r in by_mode[mode])
-        lines.append(
-            f"| {name} | {', '.join(f'{t:.2f}' for t in runs)} | {median(runs):.2f} | {rss:,} |"
-        )
-    to_pandas = median([r["to_pandas"] for r in by_mode["csv"]])
+    ratios = [("full", median([r["seconds"] for r in runs("snapshot")]) /
+               median([r["seconds"] for r in runs("csv")]))]  # fmt: skip
+    for change in s.get("changes", []):
+        share = change["share"]
+        lines += [
+            row(f"pyarrow read_csv (beside the {share:.0%} row)", runs("csv", share)),
+            row(
+                f"read_snapshot, changed users: {change['users']:,} of {change['all_users']:,} "
+                f"({share:.0%}; writes took {change['seconds']:.0f} s)",
+                runs("changed", share),
+            ),
+        ]
+        ratios.append((
+            f"changed users {share:.0%}",
+            median([r["seconds"] for r in runs("changed", share)])
+            / median([r["seconds"] for r in runs("csv", share)]),
+        ))  # fmt: skip
+    verdicts = "; ".join(
+        f"{name}: **{ratio:.2f}x** ({'met' if ratio <= 2 else 'NOT met'})" for name, ratio in ratios
+    )
     lines += [
         "",
-        f"Ratio snapshot / CSV (medians): **{ratio:.1f}x**; goal <= 2: "
-        f"**{'met' if ratio <= 2 else 'NOT met'}**"
-        + ("" if ratio <= 2 else f" (by {ratio / 2:.1f}x)")
-        + f". The CSV's `to_pandas` adds {to_pandas:.2f} s. Of the snapshot, the ratings query "
-        f"alone takes {ordered:.2f} s with ORDER BY and {unordered:.2f} s without; building the "
-        f"ratings frame from its Arrow table takes {to_frame:.2f} s. Server side, "
-        f"EXPLAIN ANALYZE of the ordered query: {analyze.strip()}; plan: "
+        f"Ratio snapshot / CSV (medians of the runs beside each other), goal <= 2: {verdicts}. "
+        f"Server side, EXPLAIN ANALYZE of the full ratings query: {analyze.strip()}; plan: "
         f"`{d['plans']['ordered'][0].strip()}`.",
     ]
     return lines
@@ -1158,6 +1196,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--synth-dir", type=Path, default=Path("/tmp/bench-live-25m"))
     parser.add_argument("--synth-out", type=Path, default=Path("/tmp/bench-live-25m-out"))
     parser.add_argument("--repeats", type=int, default=3, help="runs of each read")
+    parser.add_argument(
+        "--changed-shares", type=float, nargs="*", default=[0.01, 0.1],
+        help="shares of users changed since the base version, cumulative, one read set each",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the 25M data and database")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     return parser.parse_args()

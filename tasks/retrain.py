@@ -89,12 +89,13 @@ def retrain(self: Task) -> dict:
 
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     settings = get_settings()
-    source = _training_source(settings)
+    active = versions.active_version(r)
+    source = _training_source(settings, active)
 
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
-    params = served_params(settings.output.models, versions.active_version(r))
+    params = served_params(settings.output.models, active)
     result = train(source, settings.out_dir, params, on_stage)
     version = result.version
     versions.mark_staging(r, version)
@@ -108,10 +109,12 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     return user_fanout(task.app, version, ranges, len(ids), job_id)
 
 
-def _training_source(settings: Settings) -> Path | Loader:
-    """A snapshot of the database when there is one, else the data folder."""
+def _training_source(settings: Settings, active: str | None) -> Path | Loader:
+    """A snapshot of the database when there is one (reusing the live version's ratings of
+    users unchanged since its snapshot), else the data folder."""
     if settings.database_url:
-        return database_loader(settings.database_url)
+        base = settings.output.models.version(active) if active else None
+        return database_loader(settings.database_url, base)
     if settings.data_dir is None:
         raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
     return settings.data_dir

@@ -14,6 +14,8 @@ from db.importer import import_folder
 from db.migrate import migrate, migration_files
 from db.snapshot import read_snapshot, user_ratings
 from db.writes import RatingInput, UnknownMovies
+from pipeline import io as artifacts_io
+from pipeline.artifacts import RATINGS_ROW_GROUP, VersionFolder
 from pipeline.cleaning import clean
 from pipeline.readers import read_dataset
 from service.embedded_postgres import running_postgres, start_postgres
@@ -76,6 +78,44 @@ def test_the_snapshot_is_the_cleaned_folder(url, imported, small_data):
     assert len(data.tags) == len(folder.tags)
     assert info.counts == {"movies": 9742, "ratings": 100836, "tags": 3683}
     assert info.highest_updated_at and info.pg_snapshot
+
+
+def _trained_on(snapshot, folder: VersionFolder, **database) -> VersionFolder:
+    """A version folder as a retrain leaves it, as far as the next snapshot read looks."""
+    folder.path.mkdir(parents=True)
+    ratings = snapshot.data.ratings
+    artifacts_io.write_parquet(ratings, folder.ratings, row_group_size=RATINGS_ROW_GROUP)
+    recorded = {"pg_snapshot": snapshot.info.pg_snapshot, "database_id": snapshot.info.database_id}
+    artifacts_io.write_json({"database": recorded | database}, folder.metadata)
+    return folder
+
+
+def test_a_snapshot_reads_only_users_changed_since_the_base_version(url, conn, tmp_path):
+    writes.store_ratings(conn, 900020, [RatingInput(1, 3.0, 5)])  # removed after the base
+    base = _trained_on(read_snapshot(url), VersionFolder(tmp_path / "v1"))
+    writes.store_ratings(conn, 1, [RatingInput(1, 0.5, 2**30), RatingInput(2, 5.0, 2**30)])
+    writes.store_ratings(conn, 900021, [RatingInput(3, 4.5, 7), RatingInput(1, 2.0, 7)])
+    assert writes.delete_rating(conn, 2, 333) and writes.delete_rating(conn, 900020, 1)
+
+    full = read_snapshot(url)
+    reused = read_snapshot(url, base)
+
+    pd.testing.assert_frame_equal(reused.data.ratings, full.data.ratings)
+    assert full.info.reused is None
+    assert (reused.info.reused.users_read, reused.info.reused.ratings_read) == (4, 233 + 28 + 2)
+    assert reused.info.counts == full.info.counts
+    assert 900020 not in set(reused.data.ratings["userId"])
+
+
+def test_ratings_of_another_database_or_unreadable_are_read_again(url, imported, tmp_path):
+    snapshot = read_snapshot(url)
+    other = _trained_on(snapshot, VersionFolder(tmp_path / "v1"), database_id="1/1")
+    assert read_snapshot(url, other).info.reused is None
+    broken = _trained_on(snapshot, VersionFolder(tmp_path / "v2"))
+    broken.ratings.write_bytes(b"not parquet")
+    again = read_snapshot(url, broken)
+    assert again.info.reused is None
+    pd.testing.assert_frame_equal(again.data.ratings, snapshot.data.ratings)
 
 
 def test_the_schema_refuses_what_cleaning_drops(conn):

@@ -159,9 +159,16 @@ def test_a_retrain_counts_new_users_and_new_movies(live):
         headers={"Authorization": f"Bearer {TOKEN}"},
     ).get_json()
     live.rate(810004, {movie["movieId"]: 5.0, 1: 4.0})
+    before = versions.active_version(live.r)
     status = live.retrain()
     version = status["result"]["version"]
     metadata = ModelsFolder(live.settings.out_dir / "models").version(version).read_metadata()
     assert metadata["counts"]["movies"] == 9743
     assert metadata["counts"]["users"] > 610
+    snapshot = metadata["database"]
+    assert snapshot["reused"]["version"] == before  # only the changed users were read
+    assert snapshot["reused"]["users_read"] >= 1
+    with psycopg.connect(live.settings.database_url) as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM ratings").fetchone()
+    assert snapshot["counts"]["ratings"] == stored
     assert live.client.get(f"/movie/{movie['movieId']}").get_json()["cluster"] is not None
