@@ -3,8 +3,15 @@
     python benchmarks/bench_pipeline.py --real ../shared/data/ml-latest-small \
         --sizes 100000 1000000 25000000 --work /tmp/movierec-bench
 
+    python benchmarks/bench_pipeline.py --sizes 25000000 --floor --no-baseline
+
 Synthetic data (`movierec synth`) is generated once per size and reused. Each measured run is a
 fresh child process; its peak RSS comes from os.wait4, its stage timings from its own report.
+
+`--floor` also measures the I/O floor (`benchmarks/io_floor.py`: read ratings.csv, write the
+cleaned and the standardized ratings CSV) in a fresh child before and after the pipeline, and
+reports the pipeline's wall time over the faster floor's, both child processes timed whole, with
+the goals: <= FLOOR_GOAL times the floor and peak RSS <= RSS_GOAL_BYTES (GB = 10^9 bytes).
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+FLOOR_GOAL = 1.3
+RSS_GOAL_BYTES = 2_500_000_000
 CHILD_PIPELINE = """
 import json, sys, time
 start = time.perf_counter()
@@ -39,7 +49,7 @@ def measure(command: list[str]) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
     report = json.loads(output.strip().splitlines()[-1])
-    return report | {"wall": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return report | {"wall": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss * 1024 / MIB)}
 
 
 def ensure_data(work: Path, size: int) -> Path:
@@ -62,15 +72,22 @@ def ensure_data(work: Path, size: int) -> Path:
     return folder
 
 
-def bench(label: str, data: Path, work: Path, baseline: bool) -> dict:
-    """One data set: movierec, then (optionally) the spec's literal pipeline on the same files."""
+def io_floor(data: Path, work: Path) -> dict:
+    return measure([sys.executable, "benchmarks/io_floor.py", str(data), str(work / "floor")])
+
+
+def bench(label: str, data: Path, work: Path, baseline: bool, floor: bool) -> dict:
+    """One data set: movierec between two I/O floors (optionally), then (optionally) the spec's
+    literal pipeline on the same files."""
     name = data.name
-    row = {
-        "data": label,
-        "movierec": measure(
-            [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{name}")]
-        ),
-    }
+    row: dict = {"data": label}
+    if floor:
+        row["floor_before"] = io_floor(data, work)
+    row["movierec"] = measure(
+        [sys.executable, "-c", CHILD_PIPELINE, str(data), str(work / f"out-{name}")]
+    )
+    if floor:
+        row["floor_after"] = io_floor(data, work)
     if baseline:
         row["spec_literal"] = measure(
             [sys.executable, "benchmarks/spec_literal.py", str(data), str(work / f"spec-{name}")]
@@ -80,9 +97,9 @@ def bench(label: str, data: Path, work: Path, baseline: bool) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| data | ratings | users | movierec wall (s) | movierec peak RSS (MB) "
+        "| data | ratings | users | movierec wall (s) | movierec peak RSS (MiB) "
         "| spec literal wall (s) | spec literal + extrapolated favorites (s) "
-        "| spec literal peak RSS (MB) |",
+        "| spec literal peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -103,9 +120,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def floor_verdict(row: dict) -> str:
+    """The pipeline against the faster of its two floors, and its peak RSS, against the goals."""
+    before, after, ours = row["floor_before"], row["floor_after"], row["movierec"]
+    floor = min(before, after, key=lambda run: run["wall"])
+    ratio = ours["wall"] / floor["wall"]
+    rss_goal = RSS_GOAL_BYTES / MIB
+    return "\n".join(
+        [
+            f"I/O floor, {row['data']} {ours['counts']['ratings']:,} ratings: "
+            f"before {before['wall']:.2f} s, after {after['wall']:.2f} s (in-process "
+            f"{before['timings']['floor']:.2f} / {after['timings']['floor']:.2f} s; steps "
+            f"{json.dumps(floor['timings'])}; peak RSS {floor['peak_rss_mb']:,} MiB)",
+            f"pipeline {ours['wall']:.2f} s = {ratio:.2f}x the floor "
+            f"(goal <= {FLOOR_GOAL}x: {'met' if ratio <= FLOOR_GOAL else 'not met'})",
+            f"peak RSS {ours['peak_rss_mb']:,} MiB (goal <= {rss_goal:,.0f} MiB = 2.5 GB: "
+            f"{'met' if ours['peak_rss_mb'] <= rss_goal else 'not met'})",
+        ]
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 25_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000, 25_000_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/movierec-bench"))
     parser.add_argument(
         "--real",
@@ -116,19 +153,26 @@ def main() -> int:
         help="MovieLens folders to measure too, e.g. ml-latest-small",
     )
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--floor", action="store_true", help="measure the I/O floor before and after each run"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     data = [(folder.name, folder) for folder in args.real]
     data += [("synthetic", ensure_data(args.work, size)) for size in args.sizes]
-    rows = [bench(label, folder, args.work, not args.no_baseline) for label, folder in data]
+    rows = [
+        bench(label, folder, args.work, not args.no_baseline, args.floor) for label, folder in data
+    ]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"machine: {machine}\n")
+    print(f"machine: {machine}, load average at the end {os.getloadavg()[0]:.2f}\n")
     print(table(rows))
     for row in rows:
         size = f"{row['data']} {row['movierec']['counts']['ratings']:,}"
         print(f"\nstages, {size} ratings: {json.dumps(row['movierec']['timings'])}")
         if "spec_literal" in row:
             print(f"spec literal, {size}: {json.dumps(row['spec_literal']['timings'])}")
+        if "floor_before" in row:
+            print(floor_verdict(row))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     return 0

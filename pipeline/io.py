@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+CSV_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -44,7 +45,7 @@ def _table(frame: pd.DataFrame) -> pa.Table:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """pyarrow's writer: several times faster than DataFrame.to_csv on millions of rows."""
     with atomic_path(path) as tmp:
-        pacsv.write_csv(_table(frame), tmp, pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(_table(frame), tmp, CSV_OPTIONS)
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path, row_group_size: int | None = None) -> None:
