@@ -10,9 +10,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
 from pipeline.errors import check_choice
-from pipeline.params import PipelineParams
-
-ALGORITHMS = ("minibatch", "kmeans")
+from pipeline.params import ALGORITHMS, PipelineParams
 
 
 def make_clusterer(

@@ -4,24 +4,20 @@ truncated or tampered archive.
 Every step works on a temporary name inside the destination folder and only the last one, a
 directory rename, makes the data visible: an interrupted download leaves no half-unpacked set
 that a later run would mistake for a complete one.
+
+The network, zip and progress-bar modules are imported by the steps that use them: the command
+line reads this module's names (DATASETS, BASE_URL) when it builds its parser, for every command.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
 
 from pipeline.errors import MovierecError
 
@@ -93,6 +89,12 @@ def download_dataset(
 
 def fetch(url: str, path: Path, timeout: float = TIMEOUT_SECONDS) -> str:
     """Stream `url` into `path` with a progress bar; return the md5 of what was written."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
     digest = hashlib.md5(usedforsecurity=False)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, path.open("wb") as out:
@@ -136,6 +138,9 @@ def unpack(archive: Path, staging: Path, name: str) -> Path:
 
     GroupLens archives hold one top-level folder named after the release; that folder is the root.
     """
+    import zipfile
+    import zlib
+
     base = staging.resolve()
     try:
         with zipfile.ZipFile(archive) as bundle:

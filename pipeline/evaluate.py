@@ -1,18 +1,7 @@
 """Offline evaluation: hide some ratings, train on the rest, score top-10 lists.
 
-Two protocols. temporal (the default): per user, ratings ordered by time (ties by movie id);
-the latest 20%, at least one, are held out and the rest trains the whole pipeline. cold-start:
-a fifth of the users, drawn with a seed, keep only their first K ratings by time for training
-(K = 3, 5, 10, 20), the rest of their ratings are held out, everyone else trains on everything,
-and only those users are scored; each K is run for several seeds of that draw.
-
-A held-out rating of 4.0 or more is relevant; users with nothing relevant are skipped. Lists
-hold 10 movies the user did not rate in training. The service's lists come from the pipeline
-trained on the training split and `pipeline.users.recommend_users`: the code the pipeline, the
-chunk workers and the live refresh run, not a re-implementation of it.
-
-`--tune` chooses the personal recommender's prior_ratings, opening and exploration on
-validation splits carved from training data only (never the scored users' held-out ratings).
+The protocols, and the names `movierec evaluate` offers, are described in
+`pipeline.evaluation_options`, which the command line reads without importing this module.
 """
 
 from __future__ import annotations
@@ -32,6 +21,7 @@ from sklearn.decomposition import TruncatedSVD
 from pipeline import plots
 from pipeline.artifacts import UserLists
 from pipeline.cleaning import CleanData, clean
+from pipeline.evaluation_options import COLD_START, FIRST_RATINGS, METRICS, SEEDS, TEMPORAL
 from pipeline.indexing import group_codes, group_starts, positions_of
 from pipeline.params import FAVORITE_CLUSTER, PERSONAL, RECOMMENDERS, PipelineParams
 from pipeline.personal import top_per_row
@@ -40,15 +30,10 @@ from pipeline.readers import read_dataset
 from pipeline.run import Built, build
 from pipeline.users import Catalog, recommend_users
 
-TEMPORAL, COLD_START = "temporal", "cold-start"
-PROTOCOLS = (TEMPORAL, COLD_START)
 HOLDOUT = 0.2
 COLD_USERS = 0.2  # share of the users a cold-start split draws
-FIRST_RATINGS = (3, 5, 10, 20)  # the K of the cold-start protocol: ratings a drawn user keeps
-SEEDS = 5  # draws of the cold-start users
 RELEVANT = 4.0
 LIST_LENGTH = 10
-METRICS = ("precision", "recall", "ndcg", "hit_rate", "coverage")
 SCORE_BLOCK = 1 << 24  # users x movies scores held at once by the dense baselines
 # What `--tune` tries, and what it asks of a choice: cold-start coverage of at least the floor
 # and warm NDCG no more than the slack below that of lists without the population's taste.

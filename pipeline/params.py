@@ -20,6 +20,8 @@ RECOMMENDERS = (PERSONAL, FAVORITE_CLUSTER)
 # Names used by versions trained before the recommenders were named for what they do.
 LEGACY_RECOMMENDERS = {"default": PERSONAL, "spec": FAVORITE_CLUSTER}
 WEIGHTINGS = ("rating", "count")
+ALGORITHMS = ("minibatch", "kmeans")  # the spec's MiniBatchKMeans, or full KMeans
+SCALINGS = ("zscore", "minmax", "robust")  # of the numeric features and of each user's ratings
 # Versions trained before lists leaned on the population's taste: a user refreshed in one of them
 # gets the list its batch published.
 BEFORE_PRIOR = {"prior_ratings": 0.0}

@@ -9,12 +9,11 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from pipeline.errors import check_choice
 from pipeline.indexing import group_codes
+from pipeline.params import SCALINGS
 
-SCALERS: dict[str, type[TransformerMixin]] = {
-    "zscore": StandardScaler,
-    "minmax": MinMaxScaler,
-    "robust": RobustScaler,
-}
+SCALERS: dict[str, type[TransformerMixin]] = dict(
+    zip(SCALINGS, (StandardScaler, MinMaxScaler, RobustScaler), strict=True)
+)
 
 
 def make_scaler(method: str) -> TransformerMixin:

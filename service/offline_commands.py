@@ -1,6 +1,8 @@
 """The offline commands: download, synth, pipeline, assign, evaluate.
 
-They import pandas and scikit-learn, so the serving commands never import this module.
+They use pandas and scikit-learn, so the serving commands never import this module; and each
+handler imports the modules its command needs, so building the parser loads none of them and
+`movierec pipeline` loads neither the evaluation nor the synthesizer.
 """
 
 from __future__ import annotations
@@ -9,34 +11,26 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline import download, synth
+from pipeline import download
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder
-from pipeline.clustering import ALGORITHMS
 from pipeline.errors import DataError
-from pipeline.evaluate import (
-    BASELINES,
+from pipeline.evaluation_options import (
+    BASELINE_NAMES,
     COLD_START,
     FIRST_RATINGS,
     METRICS,
     PROTOCOLS,
     SEEDS,
     TEMPORAL,
-    bar_chart,
-    cold_start_chart,
-    paired_text,
-    run_cold_start,
-    run_evaluation,
-    seeds_text,
-    tuning_text,
 )
-from pipeline.evaluate import __doc__ as EVALUATE_DOC
-from pipeline.io import write_json
-from pipeline.model_store import assign_movie, load_model
-from pipeline.params import RECOMMENDERS, PipelineParams
-from pipeline.run import TrainResult, run_pipeline
-from pipeline.scaling import SCALERS
+from pipeline.evaluation_options import __doc__ as EVALUATE_DOC
+from pipeline.params import ALGORITHMS, RECOMMENDERS, SCALINGS, PipelineParams
 from pipeline.settings import data_dir, output_dir
+
+if TYPE_CHECKING:
+    from pipeline.run import TrainResult
 
 
 def k_range(text: str) -> tuple[int, ...]:
@@ -55,6 +49,8 @@ def k_range(text: str) -> tuple[int, ...]:
 
 
 def rating_count(text: str) -> int:
+    from pipeline import synth
+
     value = int(text)
     if value < synth.MIN_RATINGS_PER_USER:
         raise argparse.ArgumentTypeError(f"must be at least {synth.MIN_RATINGS_PER_USER}")
@@ -75,7 +71,7 @@ def add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithm", choices=ALGORITHMS, default=defaults.algorithm)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--seed", type=int, default=defaults.random_state)
-    parser.add_argument("--scaling", choices=tuple(SCALERS), default=defaults.scaling)
+    parser.add_argument("--scaling", choices=SCALINGS, default=defaults.scaling)
     parser.add_argument(
         "--prior-count",
         type=float,
@@ -164,6 +160,8 @@ def metrics_table(rows: dict[str, dict]) -> str:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    from pipeline.run import run_pipeline
+
     start = time.perf_counter()
     result = run_pipeline(
         data_dir(args.data, args.out, say), output_dir(args.out), params_from(args), print_stage
@@ -174,6 +172,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    from pipeline.model_store import assign_movie, load_model
+
     models = OutputFolder(output_dir(args.out)).models
     folder = models.version(args.version) if args.version else models.latest()
     if folder is None:
@@ -191,6 +191,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from pipeline import synth
+
     try:
         data = synth.synthesize(args.ratings, args.out, args.seed)
     except OSError as exc:
@@ -204,7 +206,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    source, baselines = data_dir(args.data, args.out, say), args.baseline or tuple(BASELINES)
+    from pipeline.evaluate import (
+        bar_chart,
+        cold_start_chart,
+        paired_text,
+        run_cold_start,
+        run_evaluation,
+        seeds_text,
+        tuning_text,
+    )
+    from pipeline.io import write_json
+
+    source, baselines = data_dir(args.data, args.out, say), args.baseline or BASELINE_NAMES
     if args.protocol == COLD_START:
         report = run_cold_start(
             source, baselines, args.seed, args.first_ratings, args.seeds, args.ablation, args.tune
@@ -289,7 +302,7 @@ def add_offline_commands(sub: argparse._SubParsersAction) -> None:
     score.add_argument(
         "--baseline",
         action="append",
-        choices=tuple(BASELINES),
+        choices=BASELINE_NAMES,
         help="a baseline to score beside the service's recommenders; repeat for several "
         "(default: all)",
     )

@@ -159,3 +159,10 @@ def test_evaluate_command_writes_the_table_and_the_chart(small_data, tmp_path, c
     assert report["paired"]["popular"]["mean"] > 0 and report["paired"]["popular"]["users"] == 591
     assert (tmp_path / "plots" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert "personal" in capsys.readouterr().out
+
+
+def test_the_command_line_offers_every_baseline_the_evaluation_scores():
+    from pipeline.evaluate import BASELINES
+    from pipeline.evaluation_options import BASELINE_NAMES
+
+    assert tuple(BASELINES) == BASELINE_NAMES

@@ -6,24 +6,31 @@ import sys
 HEAVY = ("pandas", "sklearn", "matplotlib", "pyarrow", "pipeline.run")
 
 PROBE = """
-import sys
 from service.cli import build_parser
 args = build_parser(offline=False).parse_args(["web"])
 from web import create_app
 create_app()
-print(",".join(m for m in {heavy!r} if m in sys.modules))
 """
 
 
-def test_the_web_command_path_imports_no_heavy_library():
-    # a fresh interpreter: this test process has imported everything already
+def loaded(probe: str, modules: tuple[str, ...]) -> str:
+    """Which of `modules` a fresh interpreter has imported after running `probe` (this test
+    process has imported everything already)."""
+    report = f"\nimport sys\nprint(','.join(m for m in {modules!r} if m in sys.modules))\n"
     out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", probe + report], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == ""
+    return out.stdout.strip()
+
+
+def test_the_web_command_path_imports_no_heavy_library():
+    assert loaded(PROBE, HEAVY) == ""
+
+
+def test_the_offline_parser_imports_no_heavy_library():
+    """`movierec pipeline` loads its libraries when its stages run, not when it parses."""
+    probe = "from service.cli import build_parser\nbuild_parser().parse_args(['pipeline'])"
+    assert loaded(probe, (*HEAVY, "numpy", "redis")) == ""
 
 
 def test_offline_commands_still_parse_through_the_full_parser():
