@@ -63,6 +63,11 @@ def write_text(text: str, path: str | Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(data: bytes, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def dump_joblib(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         joblib.dump(obj, tmp, compress=3)

@@ -1,17 +1,16 @@
-"""Headless plots of the clustering, for people judging whether the clusters make sense."""
+"""Headless plots, for people judging whether the clusters and the lists make sense.
+
+Figures come from plain arrays, so the process that draws the cluster plots
+(`pipeline.plot_process`) loads nothing but numpy and matplotlib.
+"""
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
-
-from pipeline.analysis import pca_2d
-from pipeline.io import atomic_path
-
-SCATTER_SAMPLE = 5000
 
 
 def figure(width: float, height: float) -> tuple[Figure, object]:
@@ -20,32 +19,39 @@ def figure(width: float, height: float) -> tuple[Figure, object]:
     return fig, fig.subplots()
 
 
+def png(fig: Figure) -> bytes:
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
 def save(fig: Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    from pipeline.io import write_bytes
+
+    write_bytes(png(fig), path)
 
 
-def cluster_sizes(labels: np.ndarray, k: int, path: Path) -> None:
+def cluster_sizes(labels: np.ndarray, k: int) -> Figure:
     fig, ax = figure(8, 4)
     ax.bar(range(k), np.bincount(labels, minlength=k), color="tab:blue")
     ax.set(xlabel="cluster", ylabel="movies", title="Movies per cluster", xticks=range(k))
-    save(fig, path)
+    return fig
 
 
-def pca_scatter(X: np.ndarray, labels: np.ndarray, path: Path, random_state: int) -> None:
-    rows, xy = pca_2d(X, SCATTER_SAMPLE, random_state)
+def pca_scatter(xy: np.ndarray, labels: np.ndarray) -> Figure:
     fig, ax = figure(7, 6)
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels[rows], cmap="tab10", s=6, alpha=0.7)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=6, alpha=0.7)
     ax.legend(*points.legend_elements(), title="cluster", loc="best", fontsize="small")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Movies in 2-D PCA ({len(rows)} shown)")
-    save(fig, path)
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=f"Movies in 2-D PCA ({len(xy)} shown)")
+    return fig
 
 
-def genre_heatmap(share: pd.DataFrame, path: Path) -> None:
+def genre_heatmap(share: np.ndarray, genres: list[str]) -> Figure:
+    """`share`: clusters x genres, cluster i in row i."""
     fig, ax = figure(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2)
-    image = ax.imshow(share.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(share.shape[1]), share.columns, rotation=60, ha="right")
-    ax.set_yticks(range(len(share)), share.index)
+    image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(share.shape[1]), genres, rotation=60, ha="right")
+    ax.set_yticks(range(len(share)), range(len(share)))
     ax.set(xlabel="genre", ylabel="cluster", title="Share of each cluster's movies per genre")
     fig.colorbar(image, ax=ax, label="share")
-    save(fig, path)
+    return fig

@@ -7,8 +7,8 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from pipeline import io, plots
-from pipeline.analysis import cluster_map, cluster_summary, genre_share
+from pipeline import io
+from pipeline.analysis import cluster_map, cluster_summary, genre_share, pca_2d
 from pipeline.artifacts import RATINGS_ROW_GROUP, OutputFolder, UserLists, VersionFolder
 from pipeline.cleaning import CleanData, clean
 from pipeline.clustering import choose_k, cluster_metrics
@@ -28,6 +28,7 @@ from pipeline.features import movie_stats, tag_documents
 from pipeline.model import build_model
 from pipeline.model_store import save_models
 from pipeline.params import PERSONAL, PipelineParams
+from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, draw, start_plot_process
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
 from pipeline.readers import read_dataset
 from pipeline.scaling import standardize_per_user
@@ -232,7 +233,21 @@ def _run(
     progress: Progress | None,
     with_users: bool,
 ) -> TrainResult:
-    """Large files are written on a background thread while the later stages compute."""
+    """The plot process, when there are plots, starts first: its imports overlap the stages."""
+    with start_plot_process() if params.plots else nullcontext() as plotter:
+        return _run_stages(load, out_dir, params, progress, with_users, plotter)
+
+
+def _run_stages(
+    load: Loader,
+    out_dir: str | Path,
+    params: PipelineParams,
+    progress: Progress | None,
+    with_users: bool,
+    plotter: ProcessPoolExecutor | None,
+) -> TrainResult:
+    """Large files are written on a background thread while the later stages compute, and the
+    plots drawn in `plotter` meanwhile; the "plots" stage times this process's share of them."""
     out = OutputFolder(Path(out_dir))
     stages = Stages(progress, STAGES if with_users else tuple(s for s in STAGES if s != "users"))
     loaded = load(stages)
@@ -246,9 +261,10 @@ def _run(
         pending = [writer.submit(_write_cleaned, out, staging, data, loaded.cleaned_here)]
         built = build(data, params, stages, with_users)
         pending.append(writer.submit(_write_frame, built.standardized, out.standardized_ratings))
-        if params.plots:
+        if plotter is not None:
             with stages("plots"):
-                _plots(out, built, params)
+                plotted = plotter.submit(draw, _plot_data(built, params))
+                pending.append(writer.submit(_write_plots, out, plotted))
         metadata = {
             "version": version,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -279,11 +295,16 @@ def _run(
     return TrainResult(final, stages.timings, metadata)
 
 
-def _plots(out: OutputFolder, built: Built, params: PipelineParams) -> None:
+def _plot_data(built: Built, params: PipelineParams) -> ClusterPlots:
     labels = built.movies["cluster"].to_numpy()
-    plots.cluster_sizes(labels, built.k, out.plot("cluster_sizes"))
-    plots.pca_scatter(built.X, labels, out.plot("cluster_pca"), params.random_state)
-    plots.genre_heatmap(genre_share(built.movies, built.k), out.plot("genre_share"))
+    rows, xy = pca_2d(built.X, SCATTER_SAMPLE, params.random_state)
+    share = genre_share(built.movies, built.k)
+    return ClusterPlots(labels, built.k, labels[rows], xy, share.to_numpy(), list(share.columns))
+
+
+def _write_plots(out: OutputFolder, plotted: Future[dict[str, bytes]]) -> None:
+    for name, image in plotted.result().items():
+        io.write_bytes(image, out.plot(name))
 
 
 def _write_frame(frame: pd.DataFrame, stem: Path) -> None:

@@ -1,0 +1,54 @@
+"""The cluster plots drawn in a second process while the pipeline computes.
+
+Drawing takes matplotlib's import and then pure-Python layout and rendering, under this
+process's one interpreter lock: a spawned interpreter does both on the other core instead. It is
+started when a run starts, so its imports overlap the first stages; the figures come back as PNG
+bytes, which the run writes with its other artifacts. Nothing here loads matplotlib in the
+calling process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCATTER_SAMPLE = 5000  # movies in the PCA scatter
+
+
+class ClusterPlots(NamedTuple):
+    """What the cluster plots show, as arrays: cheap to send to another process."""
+
+    labels: np.ndarray  # each movie's cluster
+    k: int
+    scatter_labels: np.ndarray  # the clusters of the movies in the PCA sample
+    scatter_xy: np.ndarray  # their first two principal components
+    genre_share: np.ndarray  # clusters x genres, cluster i in row i
+    genres: list[str]
+
+
+def draw(data: ClusterPlots) -> dict[str, bytes]:
+    """{plot name: PNG}, under the names `OutputFolder.plot` takes."""
+    from pipeline import plots
+
+    return {
+        "cluster_sizes": plots.png(plots.cluster_sizes(data.labels, data.k)),
+        "cluster_pca": plots.png(plots.pca_scatter(data.scatter_xy, data.scatter_labels)),
+        "genre_share": plots.png(plots.genre_heatmap(data.genre_share, data.genres)),
+    }
+
+
+def _load_plotting() -> None:
+    """The plot process's first task: the imports, the slow part of drawing."""
+    from pipeline import plots  # noqa: F401
+
+
+def start_plot_process() -> ProcessPoolExecutor:
+    """One spawned interpreter (not forked: the pipeline's thread pools do not survive a fork),
+    already importing matplotlib; submit `draw` to it."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(_load_plotting)
+    return pool
