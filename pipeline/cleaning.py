@@ -88,24 +88,37 @@ class _Filter:
         return self.frame[name].to_numpy()
 
     def missing(self, columns: tuple[str, ...]) -> None:
-        self.drop("missing_value", self.frame[list(columns)].isna().to_numpy().any(axis=1))
+        nullable = [c for c in columns if not _integers(self.frame[c].dtype)]
+        if nullable:
+            self.drop("missing_value", self.frame[nullable].isna().to_numpy().any(axis=1))
 
     def ids(self, columns: tuple[str, ...]) -> None:
         for name in columns:
-            value = self.column(name).astype(np.float64)
-            bad = (value < 1) | (value > UINT32_MAX) | (value != np.floor(value))
-            self.drop("id_out_of_range", bad)
+            self.drop_outside("id_out_of_range", name, 1, UINT32_MAX)
 
     def timestamps(self) -> None:
-        value = self.column("timestamp").astype(np.float64)
-        bad = (value < 0) | (value > INT32_MAX) | (value != np.floor(value))
-        self.drop("timestamp_out_of_range", bad)
+        self.drop_outside("timestamp_out_of_range", "timestamp", 0, INT32_MAX)
+
+    def drop_outside(self, reason: str, name: str, low: int, high: int) -> None:
+        """Drop values outside [low, high] or not whole; integers in range need no mask."""
+        value = self.column(name)
+        if _integers(value.dtype) and (
+            len(value) == 0 or low <= value.min() <= value.max() <= high
+        ):
+            return
+        value = value.astype(np.float64)
+        self.drop(reason, (value < low) | (value > high) | (value != np.floor(value)))
 
     def known_movies(self, movie_ids: np.ndarray) -> None:
         self.drop("unknown_movie", positions_of(movie_ids, self.column("movieId")) < 0)
 
     def kept(self) -> pd.DataFrame:
         return self.frame.loc[self.keep].reset_index(drop=True)
+
+
+def _integers(dtype: Any) -> bool:
+    """A NumPy integer column: it cannot hold a missing value, nor a fraction."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "iu"
 
 
 def _split_genres(genres: pd.Series) -> pd.Series:
@@ -130,17 +143,20 @@ def clean_movies(raw: RawTable) -> tuple[pd.DataFrame, FileReport]:
     return movies, f.report
 
 
-def _dedupe(f: _Filter) -> np.ndarray:
+def _dedupe(f: _Filter) -> np.ndarray | slice:
     """Positions of the kept rows ordered by (userId, movieId), one row per pair: the latest.
 
-    MovieLens files are already sorted by user and movie, so the common case is one linear check.
+    MovieLens files are already sorted by user and movie, so the common case is one linear check;
+    when every row is kept as well, the answer is all rows in place: `slice(None)`.
     """
-    positions = np.flatnonzero(f.keep)
-    key = (f.column("userId")[positions].astype(np.uint64) << np.uint64(32)) | f.column("movieId")[
-        positions
-    ].astype(np.uint64)
+    everything = bool(f.keep.all())
+    positions = slice(None) if everything else np.flatnonzero(f.keep)
+    key = f.column("userId")[positions].astype(np.uint64) << np.uint64(32)
+    key |= f.column("movieId")[positions].astype(np.uint64)
     if len(key) < 2 or bool(np.all(key[1:] > key[:-1])):
         return positions
+    if everything:
+        positions = np.arange(len(key))
     order = np.argsort(key, kind="stable")
     positions, key = positions[order], key[order]
     repeated = np.zeros(len(key), dtype=bool)
@@ -164,7 +180,7 @@ def clean_ratings(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, F
     f.missing(("userId", "movieId", "rating", "timestamp"))
     f.ids(("userId", "movieId"))
     f.timestamps()
-    rating = f.column("rating").astype(np.float64)
+    rating = f.column("rating").astype(np.float64, copy=False)
     f.drop("rating_out_of_range", ~((rating >= 0.5) & (rating <= 5.0)))
     f.drop("rating_off_grid", rating * 2 != np.round(rating * 2))
     f.known_movies(movie_ids)

@@ -39,13 +39,23 @@ def user_matrix(
 ) -> sp.csr_matrix:
     """Users x movies CSR in canonical form (sorted columns per row), zeros kept as entries.
 
-    Canonical order makes every row's sums run in the same order in any batch.
+    Canonical order makes every row's sums run in the same order in any batch. Cleaned ratings
+    come sorted by user and movie, one per pair, so the common case needs no sort.
     """
-    matrix = sp.csr_matrix(
-        (np.asarray(values, np.float64), (codes, movie)), shape=(n_users, n_movies)
-    )
+    values = np.asarray(values, np.float64)
+    if _canonical(codes, movie, n_movies):
+        indptr = np.zeros(n_users + 1, np.int64)
+        np.cumsum(np.bincount(codes, minlength=n_users), out=indptr[1:])
+        return sp.csr_matrix((values, movie, indptr), shape=(n_users, n_movies))
+    matrix = sp.csr_matrix((values, (codes, movie)), shape=(n_users, n_movies))
     matrix.sum_duplicates()
     return matrix
+
+
+def _canonical(codes: np.ndarray, movie: np.ndarray, n_movies: int) -> bool:
+    """True when (user, movie) pairs are strictly ascending: CSR order, no duplicates."""
+    key = np.asarray(codes, np.int64) * n_movies + movie
+    return bool(np.all(key[1:] > key[:-1]))
 
 
 def item_factors(matrix: sp.csr_matrix, dim: int, random_state: int) -> np.ndarray:

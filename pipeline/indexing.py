@@ -18,17 +18,29 @@ def positions_of(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if len(ids) == 0:
         return np.full(len(values), -1, np.int64)
+    dense = int(ids[-1]) < DENSE_LIMIT and int(ids[0]) >= 0
+    if dense and values.dtype.kind in "iu" and _within(values, int(ids[0]), int(ids[-1])):
+        return _lookup_table(ids)[values]  # the common case: one gather, no masks
     whole = values == np.floor(values) if values.dtype.kind == "f" else True
     valid = (values >= ids[0]) & (values <= ids[-1]) & whole
     out = np.full(len(values), -1, np.int64)
-    if int(ids[-1]) < DENSE_LIMIT and int(ids[0]) >= 0:
-        table = np.full(int(ids[-1]) + 1, -1, np.int64)
-        table[ids.astype(np.int64)] = np.arange(len(ids))
-        out[valid] = table[values[valid].astype(np.int64)]
+    if dense:
+        out[valid] = _lookup_table(ids)[values[valid].astype(np.int64)]
         return out
     found = np.searchsorted(ids, values[valid])
     out[valid] = np.where(ids[found.clip(max=len(ids) - 1)] == values[valid], found, -1)
     return out
+
+
+def _within(values: np.ndarray, low: int, high: int) -> bool:
+    return len(values) == 0 or (int(values.min()) >= low and int(values.max()) <= high)
+
+
+def _lookup_table(ids: np.ndarray) -> np.ndarray:
+    """Position of each id at index id, -1 elsewhere (ids ascending, small, non-negative)."""
+    table = np.full(int(ids[-1]) + 1, -1, np.int64)
+    table[ids.astype(np.int64)] = np.arange(len(ids))
+    return table
 
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:

@@ -231,7 +231,7 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
     first_line = 2 if spec.header else 1
     table, invalid = _read(path, spec, threads=True, typed=True)
     if table is not None and not invalid:
-        frame = table.to_pandas()
+        frame = table.to_pandas(split_blocks=True)  # a column each: no copy into one 2-D block
         return RawTable(path, frame, len(frame), first_line)
     return _read_slowly(path, spec, first_line)
 
