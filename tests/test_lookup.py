@@ -24,3 +24,10 @@ def test_group_codes(keys):
     codes, uniques = group_codes(pd.Series(keys))
     assert uniques.tolist() == [5, 8, 9]
     assert (uniques[codes] == np.array(keys)).all()
+
+
+def test_positions_of_values_all_in_range_take_the_one_gather_path_with_the_same_answer():
+    ids = np.array([3, 7, 9, 20], dtype=np.uint32)
+    values = np.array([9, 3, 4, 20, 7, 8], dtype=np.uint32)
+    assert positions_of(ids, values).tolist() == [2, 0, -1, 3, 1, -1]
+    assert positions_of(ids, values.astype(np.float64)).tolist() == [2, 0, -1, 3, 1, -1]

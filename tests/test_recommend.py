@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.factors import preference
+from pipeline.factors import preference, user_matrix
 from pipeline.personal import PersonalOptions, top_per_row
 from pipeline.users import Catalog, favorites, load_catalog, read_user_ratings, recommend_users
 
@@ -113,3 +113,18 @@ def test_a_chunk_of_users_refreshed_from_the_version_folder_matches_the_batch(sm
     pd.testing.assert_frame_equal(
         fav, saved[saved["userId"].between(100, 180)].reset_index(drop=True)
     )
+
+
+def test_user_matrix_is_the_same_from_sorted_and_from_shuffled_pairs():
+    codes = np.array([0, 0, 1, 2, 2, 2])
+    movie = np.array([1, 3, 0, 0, 2, 3])
+    values = np.array([0.5, 0.0, 1.0, 2.0, 0.25, 1.5])
+    ordered = user_matrix(codes, movie, values, 3, 4)
+    shuffle = np.array([4, 0, 5, 2, 1, 3])
+    shuffled = user_matrix(codes[shuffle], movie[shuffle], values[shuffle], 3, 4)
+    for matrix in (ordered, shuffled):
+        assert matrix.has_canonical_format
+        assert matrix.nnz == 6  # the zero preference stays an entry
+        assert matrix.indices.tolist() == movie.tolist()
+        assert matrix.data.tolist() == values.tolist()
+        assert matrix.indptr.tolist() == [0, 2, 3, 6]
