@@ -54,6 +54,13 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(new, index, 0))
 
 
+def count_distinct(values: np.ndarray) -> int:
+    """Distinct values; ratings sorted by user count their users in one linear pass."""
+    if len(values) and bool(np.all(values[1:] >= values[:-1])):
+        return 1 + int(np.count_nonzero(values[1:] != values[:-1]))
+    return len(pd.unique(values))
+
+
 def group_codes(keys: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense codes 0..n-1 of `keys` in ascending key order, and the distinct keys.
 

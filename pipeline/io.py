@@ -48,9 +48,15 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
         pacsv.write_csv(_table(frame), tmp, CSV_OPTIONS)
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path, row_group_size: int | None = None) -> None:
+def write_parquet(
+    frame: pd.DataFrame,
+    path: str | Path,
+    row_group_size: int | None = None,
+    dictionary: bool | list[str] = True,
+) -> None:
+    """`dictionary`: the columns to dictionary-encode (True: pyarrow tries every column)."""
     with atomic_path(path) as tmp:
-        pq.write_table(_table(frame), tmp, row_group_size=row_group_size)
+        pq.write_table(_table(frame), tmp, row_group_size=row_group_size, use_dictionary=dictionary)
 
 
 def write_json(obj: Any, path: str | Path) -> None:
