@@ -185,7 +185,10 @@ def clean_ratings(raw: RawTable, movie_ids: np.ndarray) -> tuple[pd.DataFrame, F
     f.drop("rating_off_grid", rating * 2 != np.round(rating * 2))
     f.known_movies(movie_ids)
     rows = _dedupe(f)
-    ratings = pd.DataFrame({c: f.column(c)[rows].astype(t) for c, t in RATING_DTYPES.items()})
+    # columns read in their final type and kept whole are not copied
+    ratings = pd.DataFrame({
+        c: f.column(c)[rows].astype(t, copy=False) for c, t in RATING_DTYPES.items()
+    })  # fmt: skip
     f.report.rows_out = len(ratings)
     return ratings, f.report
 

@@ -30,6 +30,9 @@ NUMERIC = {
     "rating": pa.float64(),
     "timestamp": pa.int64(),
 }
+# Tried first, as they take less memory: the spec's compact types (ratings stay float64 for the
+# half-star check). A value they cannot hold falls back to NUMERIC, where cleaning names it.
+COMPACT = NUMERIC | {"userId": pa.uint32(), "movieId": pa.uint32(), "timestamp": pa.int32()}
 
 ML100K_GENRES = (
     "", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
@@ -199,21 +202,22 @@ def _decode_errors_collected() -> Iterator[list[UnicodeDecodeError]]:
         sys.unraisablehook = previous
 
 
-def _read(path: Path, spec: FileSpec, threads: bool, typed: bool):
+def _read(path: Path, spec: FileSpec, threads: bool, numeric: dict[str, pa.DataType] | None):
+    """`numeric`: the types of numeric columns; None reads every column as text."""
     invalid: list[int | None] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         invalid.append(row.number)
         return "skip"
 
-    types = {c: NUMERIC[c] if typed and c in NUMERIC else pa.string() for c in spec.kept}
+    types = {c: numeric[c] if numeric and c in numeric else pa.string() for c in spec.kept}
     try:
         with _decode_errors_collected() as undecodable:
             table = pacsv.read_csv(_source(path, spec), *_options(spec, threads, on_invalid, types))
     except pa.ArrowInvalid as exc:
         if undecodable or "utf8" in str(exc).lower():
             raise _utf8_error(path, spec) from None
-        if typed:
+        if numeric:
             return None, invalid
         raise DataError(path, f"cannot be parsed as MovieLens data ({exc})") from None
     return table, invalid
@@ -229,7 +233,10 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
     if spec.header:
         _check_header(path, spec)
     first_line = 2 if spec.header else 1
-    table, invalid = _read(path, spec, threads=True, typed=True)
+    for numeric in (COMPACT, NUMERIC):
+        table, invalid = _read(path, spec, threads=True, numeric=numeric)
+        if table is not None:
+            break
     if table is not None and not invalid:
         frame = table.to_pandas(split_blocks=True)  # a column each: no copy into one 2-D block
         return RawTable(path, frame, len(frame), first_line)
@@ -237,7 +244,7 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
 
 
 def _read_slowly(path: Path, spec: FileSpec, first_line: int) -> RawTable:
-    table, invalid = _read(path, spec, threads=False, typed=False)
+    table, invalid = _read(path, spec, threads=False, numeric=None)
     frame = table.to_pandas()
     malformed = np.sort(np.asarray(invalid, dtype=np.int64))
     if len(frame) == 0 and len(malformed):
