@@ -157,3 +157,23 @@ def test_choose_k_picks_from_the_range(small_data, tmp_path):
     assert set(scores) == {"4", "5", "6"}
     assert result.metadata["parameters"]["k"] == int(max(scores, key=scores.get))
     assert np.unique(pd.read_parquet(result.folder.path / "movies.parquet")["cluster"]).size <= 6
+
+
+def test_the_thread_count_changes_no_cluster_and_no_list(small_data, monkeypatch):
+    """Small data is built on one thread; the default thread pools give the same clusters,
+    lists and similar-movie scores (the order among exactly tied neighbours may differ, as it
+    does between machines with different numbers of cores)."""
+    from pipeline import run
+    from pipeline.cleaning import clean
+    from pipeline.readers import read_dataset
+
+    data = clean(read_dataset(small_data))
+    one = run.build(data, PipelineParams())
+    monkeypatch.setattr(run, "SINGLE_THREAD_BELOW", 0)
+    default = run.build(data, PipelineParams())
+    pd.testing.assert_frame_equal(one.movies, default.movies)
+    pd.testing.assert_frame_equal(one.popular, default.popular)
+    pd.testing.assert_frame_equal(one.users.recommendations, default.users.recommendations)
+    columns = ["movieId", "rank", "score"]
+    pd.testing.assert_frame_equal(one.similar[columns], default.similar[columns])
+    assert one.metrics["inertia"] == pytest.approx(default.metrics["inertia"], rel=1e-9)
