@@ -31,7 +31,9 @@ def preference(codes: np.ndarray, rating: np.ndarray, n_users: int) -> np.ndarra
     Above-average ratings weigh more, and a rating more than one standard deviation below the
     user's mean weighs nothing.
     """
-    return np.maximum(user_zscores(codes, rating, n_users) + 1.0, 0.0)
+    liking = user_zscores(codes, rating, n_users)
+    liking += 1.0
+    return np.maximum(liking, 0.0, out=liking)
 
 
 def user_matrix(

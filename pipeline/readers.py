@@ -239,6 +239,8 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
             break
     if table is not None and not invalid:
         frame = table.to_pandas(split_blocks=True)  # a column each: no copy into one 2-D block
+        del table
+        pa.default_memory_pool().release_unused()  # see io.release_arrow_memory
         return RawTable(path, frame, len(frame), first_line)
     return _read_slowly(path, spec, first_line)
 

@@ -27,12 +27,14 @@ def user_zscores(codes: np.ndarray, rating: np.ndarray, n_users: int) -> np.ndar
     ratings and their squares are exact in float64, so a user's values depend neither on row
     order nor on the other users in the batch: one user refreshed alone gets the batch values.
     """
-    r = np.asarray(rating, np.float64)
+    r = np.array(rating, np.float64)  # a copy: the z-scores are computed in it, in place
     n = np.maximum(np.bincount(codes, minlength=n_users), 1)
     mean = np.bincount(codes, r, n_users) / n
     std = np.sqrt(np.maximum(np.bincount(codes, r * r, n_users) / n - mean * mean, 0.0))
     inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
-    return (r - mean[codes]) * inverse[codes]
+    r -= mean[codes]
+    r *= inverse[codes]
+    return r
 
 
 def standardize_per_user(ratings: pd.DataFrame, method: str) -> np.ndarray:

@@ -111,7 +111,8 @@ class Rated:
 
 def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
     """Users x clusters: how many movies each user rated in each cluster."""
-    flat = rated.codes * catalog.k + catalog.cluster[rated.movie]
+    flat = rated.codes * catalog.k
+    flat += catalog.cluster[rated.movie]
     n = len(rated.users)
     return np.bincount(flat, minlength=n * catalog.k).reshape(n, catalog.k)
 
@@ -161,8 +162,8 @@ def _user_clusters(rated: Rated, catalog: Catalog) -> UserClusters:
 def _liked_per_cluster(matrix: sp.csr_matrix, catalog: Catalog) -> np.ndarray:
     """Users x clusters summed preference, added in the matrix's canonical (batch-free) order."""
     n, k = matrix.shape[0], catalog.k
-    owner = np.repeat(np.arange(n), np.diff(matrix.indptr))
-    flat = owner * k + catalog.cluster[matrix.indices]
+    flat = np.repeat(np.arange(n) * k, np.diff(matrix.indptr))
+    flat += catalog.cluster[matrix.indices]
     return np.bincount(flat, weights=matrix.data, minlength=n * k).reshape(n, k)
 
 
