@@ -20,6 +20,7 @@ import redis
 
 from cache import keys
 from cache.keys import VersionKeys
+from cache.reasons import Reasons
 from pipeline.errors import MovierecError
 from pipeline.params import PersonalOptions, PipelineParams
 
@@ -108,6 +109,12 @@ class MovieCache:
         return entries
 
 
+class ClusterFacts(NamedTuple):
+    version: str
+    summaries: list[dict]
+    genres: dict[int, list[str]]  # cluster -> its top genres, for the reasons
+
+
 class Read(NamedTuple):
     model: ActiveModel
     value: Any  # the raw bytes, None when the key or field is absent
@@ -120,7 +127,7 @@ class CacheReader:
         self._lock = threading.Lock()
         self._models: dict[str, ActiveModel] = {}
         self._movie_cache = MovieCache()
-        self._cached_summaries: tuple[str, list[dict]] = ("", [])
+        self._cluster_facts = ClusterFacts("", [], {})
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -172,12 +179,12 @@ class CacheReader:
         entry = json.loads(raw)
         movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
-        genres = self._cluster_genres(model)
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
+        reasons = Reasons(entry, self._clusters(model).genres, first)
         for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
             movie["score"] = score
             movie["source"] = legend[int(code)]
-            movie["reason"] = explain(movie["cluster"], movie["source"], entry, genres, first)
+            movie["reason"] = reasons(movie["cluster"], movie["source"])
         return movies
 
     def clusters(self) -> list[dict]:
@@ -188,7 +195,8 @@ class CacheReader:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
         model, members = self._read(keys.members_part(cluster_id))
         length = _length(model, n)
-        summary = next((s for s in self._summaries(model) if s["cluster"] == cluster_id), None)
+        summaries = self._clusters(model).summaries
+        summary = next((s for s in summaries if s["cluster"] == cluster_id), None)
         if summary is None:
             return None
         ids = json.loads(members)[:length] if members else []
@@ -225,16 +233,14 @@ class CacheReader:
             self._models = {version: model}  # the previous version's is no longer needed
         return model
 
-    def _summaries(self, model: ActiveModel) -> list[dict]:
+    def _clusters(self, model: ActiveModel) -> ClusterFacts:
         """The clusters' summaries, read once per version and process: they never change."""
-        cached_version, summaries = self._cached_summaries
-        if cached_version != model.version:
+        facts = self._cluster_facts
+        if facts.version != model.version:
             summaries = json.loads(self.r.get(model.keys.clusters) or "[]")
-            self._cached_summaries = (model.version, summaries)
-        return summaries
-
-    def _cluster_genres(self, model: ActiveModel) -> dict[int, list[str]]:
-        return {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in self._summaries(model)}
+            genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
+            facts = self._cluster_facts = ClusterFacts(model.version, summaries, genres)
+        return facts
 
     def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
         """Titles and details for a ranked list of ids, at most one round trip."""
@@ -275,31 +281,3 @@ def _movie(movie_id: int, entry: dict) -> dict:
         "n_ratings": entry.get("n_ratings"),
         "avg_rating": entry.get("avg_rating"),
     }
-
-
-ORDINALS = ("", "top", "second", "third")
-
-
-def explain(
-    cluster: int | None,
-    source: str,
-    user: dict,
-    genres: dict[int, list[str]],
-    first_ratings: bool = False,
-) -> str:
-    """Why a movie is on a user's list: which of the user's clusters it came from (ranked the
-    way the recommender ranked them), what that cluster is about, and, while the user has few
-    ratings, that the list leans on everyone's taste because it knows little of theirs."""
-    if source != "cluster" or cluster is None:
-        return "popular with everyone: your clusters have no unseen movies left"
-    liking = user.get("liking")
-    weights = liking or user["counts"]
-    rank = 1 + sum(
-        w > weights[cluster] or (w == weights[cluster] and c < cluster)
-        for c, w in enumerate(weights)
-    )
-    which = ORDINALS[rank] if rank < len(ORDINALS) else f"number {rank}"
-    basis = "by how you rated its movies" if liking else "by how many of its movies you rated"
-    about = ", ".join(genres.get(cluster, [])[:3]) or "no dominant genre"
-    reason = f"from cluster {cluster} ({about}), your {which} cluster {basis}"
-    return f"{reason}, from your first {user['n_ratings']} ratings" if first_ratings else reason

@@ -1,35 +1,35 @@
-from cache.reader import explain
+from cache.reasons import Reasons
 
 GENRES = {0: ["Drama", "Crime", "Thriller", "War"], 1: ["Comedy"], 2: []}
 
 
 def test_reason_ranks_the_cluster_by_liking_when_cached():
     user = {"counts": [9, 1, 5], "liking": [1.0, 3.0, 2.0]}
-    assert explain(1, "cluster", user, GENRES) == (
+    assert Reasons(user, GENRES)(1, "cluster") == (
         "from cluster 1 (Comedy), your top cluster by how you rated its movies"
     )
-    assert explain(2, "cluster", user, GENRES) == (
+    assert Reasons(user, GENRES)(2, "cluster") == (
         "from cluster 2 (no dominant genre), your second cluster by how you rated its movies"
     )
 
 
 def test_reason_falls_back_to_counts_and_breaks_ties_by_lowest_id():
     user = {"counts": [4, 4, 1]}
-    assert explain(0, "cluster", user, GENRES) == (
+    assert Reasons(user, GENRES)(0, "cluster") == (
         "from cluster 0 (Drama, Crime, Thriller), your top cluster by how many of its movies "
         "you rated"
     )
-    assert "your second cluster" in explain(1, "cluster", user, GENRES)
+    assert "your second cluster" in Reasons(user, GENRES)(1, "cluster")
 
 
 def test_popular_items_say_so():
-    assert explain(1, "popular", {"counts": [0, 1, 0]}, GENRES).startswith("popular with everyone")
+    assert Reasons({"counts": [0, 1, 0]}, GENRES)(1, "popular").startswith("popular with everyone")
 
 
 def test_a_list_from_few_ratings_says_so():
     user = {"counts": [1, 2, 0], "liking": [0.5, 2.0, 0.0], "n_ratings": 3}
-    assert explain(1, "cluster", user, GENRES, first_ratings=True) == (
+    assert Reasons(user, GENRES, first_ratings=True)(1, "cluster") == (
         "from cluster 1 (Comedy), your top cluster by how you rated its movies, "
         "from your first 3 ratings"
     )
-    assert "first" not in explain(1, "cluster", user, GENRES, first_ratings=False)
+    assert "first" not in Reasons(user, GENRES, first_ratings=False)(1, "cluster")
