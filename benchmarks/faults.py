@@ -4,7 +4,7 @@ runs out of room, how long until it recovers, and what is lost.
     python -m benchmarks.faults --seconds 30 [--cases redis-kill,postgres-kill,...] [--json FILE]
 
 Each group of cases starts one `movierec up` on ml-latest-small in a folder of its own (embedded
-Redis and PostgreSQL, a worker with beat, gunicorn), drives it over HTTP on 127.0.0.1 only and
+Redis and PostgreSQL, a worker with beat, the web server), drives it over HTTP on 127.0.0.1 only and
 injects one fault per case. Every case returns a `CaseResult`: requests by status, the time to
 recover, what was lost, and the facts `tests/test_faults.py` asserts on (it runs the same
 functions with short loads). After each group, SIGINT to `up` must leave no process behind.

@@ -1,6 +1,6 @@
 """Connections to the system of record: one small pool per process, the schema applied first.
 
-Connections are opened lazily, after gunicorn or Celery forked, and the pool replaces a
+Connections are opened lazily, after the web server or Celery forked, and the pool replaces a
 connection that broke (a restarted server), so callers only see errors while it is down.
 """
 

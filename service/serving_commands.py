@@ -129,7 +129,7 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(func=cmd_beat)
 
-    web = sub.add_parser("web", help="serve the HTTP API under gunicorn")
+    web = sub.add_parser("web", help="serve the HTTP API under granian")
     web.add_argument("--bind", default="127.0.0.1:8000")
     web.add_argument("--workers", type=int, default=default_workers())
     web.add_argument("--threads", type=int, default=1)
@@ -141,7 +141,12 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--out", help="artifact folder (default: $MOVIEREC_OUTPUT or output/)")
     up.add_argument("--bind", default="127.0.0.1:8000")
     up.add_argument("--redis-port", type=int, help="embedded Redis port (default: a free one)")
-    up.add_argument("--workers", type=int, default=2, help="web worker processes")
+    up.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="web worker processes (default: two per core, as `movierec web`)",
+    )
     up.add_argument(
         "--concurrency",
         type=int,

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from service.errors import ServiceError
 from service.polling import wait_until
 from service.secret_files import private_secret
 from service.supervisor import Supervisor
+from service.web_server import default_workers
 from tasks.celery_app import make_celery
 from tasks.jobs import Submission, job_status, submit_retrain
 
@@ -41,7 +42,7 @@ from tasks.jobs import Submission, job_status, submit_retrain
 class UpOptions:
     bind: str = "127.0.0.1:8000"
     redis_port: int | None = None
-    web_workers: int = 2
+    web_workers: int = field(default_factory=default_workers)
     concurrency: int = 4
     startup_timeout: float = 60.0
 

@@ -1,4 +1,9 @@
-"""Gunicorn serving `web.create_app()`, configured from code rather than a config file."""
+"""Granian serving `web.create_app()` over WSGI, configured from code rather than a config file.
+
+Granian (a Rust HTTP server) parses, keeps connections alive and writes responses outside the
+interpreter: per request it costs a fifth of what gunicorn's sync worker did (BENCHMARKS.md,
+"Serving"), so the workers' CPU goes to the app.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +11,39 @@ import os
 import shutil
 import tempfile
 
-from gunicorn.app.base import BaseApplication
-
 
 def default_workers() -> int:
-    """Two per core: requests mostly wait on Redis round trips."""
+    """Two per core: a worker's one thread waits on each request's Redis round trip."""
     return 2 * (os.cpu_count() or 1)
 
 
-class WebServer(BaseApplication):
-    def __init__(self, options: dict) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # newer settings are skipped on older gunicorn
-                self.cfg.set(key, value)
-
-    def load(self):
-        from web import create_app
-
-        return create_app()
-
-
 def serve(bind: str, workers: int, threads: int = 1, access_log: bool = False) -> None:
+    # Imported here: the command line's parser reads default_workers and stays light.
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    host, _, port = bind.rpartition(":")
     metrics = metrics_dir()
-    options = {
-        "bind": bind,
-        "workers": workers,
-        "threads": threads,
-        "proc_name": "movierec-web",
-        "graceful_timeout": 10,
-        "timeout": 30,
-        # A control socket in $HOME would be shared by every server on the machine.
-        "control_socket_disable": True,
-        "child_exit": _worker_exited,
-        "on_exit": lambda server: shutil.rmtree(metrics, ignore_errors=True),
-    }
-    if access_log:
-        options["accesslog"] = "-"
-    WebServer(options).run()
+    server = Granian(
+        "web:create_app",
+        address=host.strip("[]"),
+        port=int(port),
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        factory=True,
+        websockets=False,
+        log_level=LogLevels.warning,
+        log_access=access_log,
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        workers_kill_timeout=10,
+    )
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 def metrics_dir() -> str:
@@ -56,10 +53,3 @@ def metrics_dir() -> str:
     folder = tempfile.mkdtemp(prefix="movierec-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     return folder
-
-
-def _worker_exited(server, worker) -> None:
-    """prometheus_client's bookkeeping for a worker gone: its live gauges, if any, stop counting."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = (("pipeline",), ("cache", "db"), ("tasks",), ("web",), ("service",))
 PACKAGES = tuple(package for layer in LAYERS for package in layer)
 # Clients of the servers the offline pipeline must stay free of.
-SERVER_CLIENTS = ("redis", "celery", "kombu", "flask", "werkzeug", "gunicorn", "psycopg")
+SERVER_CLIENTS = ("redis", "celery", "kombu", "flask", "werkzeug", "granian", "psycopg")
 
 
 def modules(package: str) -> list[Path]:

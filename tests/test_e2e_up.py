@@ -1,4 +1,4 @@
-"""`movierec up` end to end on ml-latest-small: real Redis, worker, beat and gunicorn over HTTP."""
+"""`movierec up` end to end on ml-latest-small: real Redis, worker, beat and granian over HTTP."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service, posted
 def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(service):
     version = service.get("/")[1]["model_version"]
     tree = service.tree
-    assert len(tree) >= 4  # redis, worker (+ pool), gunicorn (+ workers)
+    assert len(tree) >= 4  # redis, worker (+ pool), web (+ workers)
 
     assert service.stop() == 0
     assert still_running(tree) == []

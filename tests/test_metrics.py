@@ -1,5 +1,5 @@
 """/metrics: request counters per route, job counts and durations from the workers' signals, the
-active version's age; and the request counts of two gunicorn workers summed by one scrape."""
+active version's age; and the request counts of two web workers summed by one scrape."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def get(url: str) -> str:
         return error.read().decode()
 
 
-def test_two_gunicorn_workers_are_summed_by_any_scrape(tmp_path):
+def test_two_web_workers_are_summed_by_any_scrape(tmp_path):
     """No Redis at all: `/` still answers, and the request metrics need none."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -18,6 +18,7 @@ from tasks.celery_app import celery_app
 from web import dashboard, openapi
 from web.blueprints import clusters, jobs, movies, ratings, search, status, users
 from web.errors import register_error_handlers
+from web.json_body import OrjsonProvider
 from web.metrics import install_request_metrics
 
 MAX_BODY_BYTES = 256 * 1024  # 1,000 ratings take about 60 KB
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.config.update(config or {})
+    app.json = OrjsonProvider(app)
     app.json.sort_keys = False
 
     r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB)

@@ -2,9 +2,9 @@
 age from Redis, read at each scrape.
 
 Under `movierec web`, service.web_server sets PROMETHEUS_MULTIPROC_DIR before any worker imports
-prometheus_client: each gunicorn worker then writes its request metrics to files there, and a
-scrape served by any one of them sums them all. Without it (tests, a plain `gunicorn
-web.wsgi:app`) they stay in the process.
+prometheus_client: each web worker then writes its request metrics to files there, and a
+scrape served by any one of them sums them all. Without it (tests, a plain WSGI server on
+web.wsgi:app) they stay in the process.
 """
 
 from __future__ import annotations

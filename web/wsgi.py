@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn web.wsgi:app`."""
+"""WSGI entry point: `granian --interface wsgi web.wsgi:app`, or any WSGI server."""
 
 from web import create_app
 
