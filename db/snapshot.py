@@ -46,10 +46,10 @@ DATABASE_ID_QUERY = (
 )
 CHANGED = "NOT pg_visible_in_snapshot(changed_xid, $1::pg_snapshot)"
 CHANGED_USERS_QUERY = f"SELECT user_id FROM user_changes WHERE {CHANGED} ORDER BY user_id"
+# The users as an array, not a join: the planner would merge-join the whole ratings index.
 CHANGED_RATINGS_QUERY = (
     "SELECT user_id, movie_id, rating, rated_at FROM ratings"
-    f" WHERE user_id IN (SELECT user_id FROM user_changes WHERE {CHANGED})"
-    " ORDER BY user_id, movie_id"
+    " WHERE user_id = ANY($1::bigint[]) ORDER BY user_id, movie_id"
 )
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 
@@ -150,31 +150,43 @@ def _read_ratings(cursor: adbc.Cursor, base: BaseRatings | None) -> RatingsRead:
             return _read_changed_ratings(cursor, base)
         except (OSError, pa.ArrowException, ValueError) as error:
             log.warning("ratings of version %s not reusable (%s): reading all", base.version, error)
-    return RatingsRead(_ratings_frame(_fetch(cursor, RATINGS_QUERY)), None)
+    return RatingsRead(_ratings_table(_fetch(cursor, RATINGS_QUERY)).to_pandas(), None)
 
 
 def _read_changed_ratings(cursor: adbc.Cursor, base: BaseRatings) -> RatingsRead:
     kept = pq.read_table(base.path, columns=list(RATING_COLUMNS))
-    changed = _fetch(cursor, CHANGED_USERS_QUERY, base.pg_snapshot)
-    fresh = _ratings_frame(_fetch(cursor, CHANGED_RATINGS_QUERY, base.pg_snapshot))
-    frame = merge_users(kept, _ids(changed["user_id"]), fresh)
-    reused = Reused(base.version, users_read=changed.num_rows, ratings_read=len(fresh))
+    changed = _ids(_fetch(cursor, CHANGED_USERS_QUERY, base.pg_snapshot)["user_id"])
+    listed = "{" + ",".join(map(str, changed.tolist())) + "}"
+    fresh = _ratings_table(_fetch(cursor, CHANGED_RATINGS_QUERY, listed))
+    frame = merge_users(kept, changed, fresh).to_pandas()
+    reused = Reused(base.version, users_read=len(changed), ratings_read=fresh.num_rows)
     return RatingsRead(frame, reused)
 
 
-def merge_users(kept: pa.Table, replaced: np.ndarray, fresh: pd.DataFrame) -> pd.DataFrame:
-    """`kept` (sorted by user) without the `replaced` users' rows, with `fresh` (their rows now,
-    sorted by user) slotted in where those users belong: a linear pass, no sort of the whole."""
+def merge_users(kept: pa.Table, replaced: np.ndarray, fresh: pa.Table) -> pa.Table:
+    """`kept` (sorted by user) with each `replaced` user's rows swapped for that user's rows in
+    `fresh` (sorted by user, none of another user), possibly none: slices of the two tables
+    joined in order, so nothing is sorted or copied until the caller converts the result."""
     users = kept["userId"].to_numpy()
     if users.size and np.any(users[1:] < users[:-1]):
         raise ValueError("the ratings are not sorted by user")
-    keep = ~np.isin(users, replaced)
-    columns = {name: kept[name].to_numpy()[keep] for name in RATING_COLUMNS}
-    at = np.searchsorted(columns["userId"], fresh["userId"].to_numpy())
-    return pd.DataFrame({
-        name: np.insert(columns[name], at, fresh[name].to_numpy().astype(columns[name].dtype))
-        for name in RATING_COLUMNS
-    })  # fmt: skip
+    gone, came = _runs(users, replaced), _runs(fresh["userId"].to_numpy(), replaced)
+    pieces, done = [], 0
+    for start, stop, new_start, new_stop in zip(*gone, *came, strict=True):
+        pieces += [kept.slice(done, start - done), fresh.slice(new_start, new_stop - new_start)]
+        done = stop
+    pieces.append(kept.slice(done))
+    return pa.concat_tables([piece for piece in pieces if piece.num_rows])
+
+
+class Runs(NamedTuple):
+    start: np.ndarray
+    stop: np.ndarray
+
+
+def _runs(users: np.ndarray, wanted: np.ndarray) -> Runs:
+    """Where each wanted user's rows lie in `users` (sorted): [start, stop), empty if none."""
+    return Runs(np.searchsorted(users, wanted, "left"), np.searchsorted(users, wanted, "right"))
 
 
 def _value(cursor: adbc.Cursor, query: str) -> str | None:
@@ -192,12 +204,13 @@ def _ids(column: pa.ChunkedArray) -> np.ndarray:
     return column.to_numpy().astype(np.uint32)
 
 
-def _ratings_frame(table: pa.Table) -> pd.DataFrame:
-    return pd.DataFrame({
-        "userId": _ids(table["user_id"]),
-        "movieId": _ids(table["movie_id"]),
-        "rating": table["rating"].to_numpy().astype(np.float32, copy=False),
-        "timestamp": table["rated_at"].to_numpy().astype(np.int32, copy=False),
+def _ratings_table(table: pa.Table) -> pa.Table:
+    """The pipeline's names and types (bigint ids checked to lie in 1..2^32-1 by the schema)."""
+    return pa.table({
+        "userId": table["user_id"].cast(pa.uint32()),
+        "movieId": table["movie_id"].cast(pa.uint32()),
+        "rating": table["rating"].cast(pa.float32()),
+        "timestamp": table["rated_at"].cast(pa.int32()),
     })  # fmt: skip
 
 
