@@ -176,7 +176,7 @@ def merge_users(kept: pa.Table, replaced: np.ndarray, fresh: pa.Table) -> pa.Tab
         pieces += [kept.slice(done, start - done), fresh.slice(new_start, new_stop - new_start)]
         done = stop
     pieces.append(kept.slice(done))
-    return pa.concat_tables([piece for piece in pieces if piece.num_rows])
+    return pa.concat_tables([piece for piece in pieces if piece.num_rows] or [kept.slice(0, 0)])
 
 
 class Runs(NamedTuple):
