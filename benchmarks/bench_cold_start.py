@@ -9,7 +9,9 @@ machine does not fall on one column: `python -c pass`; the installed console scr
 (`.venv/bin/movierec pipeline --data DIR --out <fresh folder>`); the same code through
 `python -m service.cli`; and the `--before` commit through `python -m service.cli` from a
 `git worktree` with PYTHONPATH set, the same interpreter and libraries. Every pipeline writes
-every artifact (plots included) into a folder of its own.
+every artifact (plots included) into a folder of its own. Each command's CPU time (user +
+system, its plot process included) is reported beside its wall time: on a busy machine it says
+what the wall time cannot, how much work the command asked of the cores.
 
 The import share of a tree is measured apart: the modules its pipeline process had loaded when
 it finished (`sys.modules`, the plot process's not counted) are imported again in a fresh
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,18 +68,31 @@ class Column:
     cwd: Path = REPO
     writes: bool = True  # takes `--out <fresh folder>`
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)  # user + system, the plot process included
 
     def run(self, work: Path) -> None:
         command = list(self.command)
         if self.writes:
             command += ["--out", tempfile.mkdtemp(prefix="out-", dir=work)]
+        before = children_cpu()
         start = time.perf_counter()
         subprocess.run(command, cwd=self.cwd, env=os.environ | self.env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         self.walls.append(time.perf_counter() - start)
+        self.cpus.append(children_cpu() - before)
 
     def summary(self) -> dict[str, float]:
-        return {"median": statistics.median(self.walls), "min": min(self.walls)}
+        return {
+            "median": statistics.median(self.walls),
+            "min": min(self.walls),
+            "cpu": statistics.median(self.cpus),
+        }
+
+
+def children_cpu() -> float:
+    """CPU seconds of every finished child process so far, grandchildren waited for included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager
@@ -155,9 +171,9 @@ def report(columns: list[Column], imports: dict[str, list[float]]) -> None:
     results = {column.name: column.summary() for column in columns}
     empty = results[PASS]["median"]
     after, before = results[AFTER]["median"], results[BEFORE]["median"]
-    print(f"{'command':<20}  {'median s':>9}  {'min s':>7}")
+    print(f"{'command':<20}  {'median s':>9}  {'min s':>7}  {'CPU s (median)':>14}")
     for name, row in results.items():
-        print(f"{name:<20}  {row['median']:>9.2f}  {row['min']:>7.2f}")
+        print(f"{name:<20}  {row['median']:>9.2f}  {row['min']:>7.2f}  {row['cpu']:>14.2f}")
     for name, walls in imports.items():
         seconds = statistics.median(walls) - empty
         print(f"imports of the {name} pipeline process: {seconds:.2f} s (median, less {PASS})")
@@ -193,7 +209,8 @@ def main() -> int:
     report(columns, imports)
     if args.json:
         walls = {c.name: c.walls for c in columns} | {f"imports {k}": v for k, v in imports.items()}
-        raw = {"machine": machine(), "load": load, "walls": walls}
+        cpus = {c.name: c.cpus for c in columns}
+        raw = {"machine": machine(), "load": load, "walls": walls, "cpus": cpus}
         args.json.write_text(json.dumps(raw, indent=2))
     return 0
 
