@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.memory import release_freed_memory
+
 CSV_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -42,17 +44,11 @@ def _table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def release_arrow_memory() -> None:
-    """pyarrow's allocator (mimalloc) keeps freed buffers for reuse; at 25M ratings a read or a
-    large write leaves about half a gigabyte of them, which the peak RSS would count again."""
-    pa.default_memory_pool().release_unused()
-
-
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """pyarrow's writer: several times faster than DataFrame.to_csv on millions of rows."""
     with atomic_path(path) as tmp:
         pacsv.write_csv(_table(frame), tmp, CSV_OPTIONS)
-    release_arrow_memory()
+    release_freed_memory()
 
 
 def write_parquet(
@@ -64,7 +60,7 @@ def write_parquet(
     """`dictionary`: the columns to dictionary-encode (True: pyarrow tries every column)."""
     with atomic_path(path) as tmp:
         pq.write_table(_table(frame), tmp, row_group_size=row_group_size, use_dictionary=dictionary)
-    release_arrow_memory()
+    release_freed_memory()
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pipeline.blas import blas_threads
+from pipeline.memory import release_freed_memory
 from pipeline.params import PersonalOptions
 
 USER_CHUNK = 4096  # users scored together; bounds the score blocks to a few tens of MB
@@ -148,7 +149,10 @@ class Personal:
                 parts = list(pool.map(chunk, range(0, n, USER_CHUNK)))
         if not parts:
             return Picks(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
-        return Picks(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        picks = Picks(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        del parts
+        release_freed_memory()  # the threads' heaps keep what their chunks freed
+        return picks
 
     def _chunk(
         self,

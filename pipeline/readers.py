@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.errors import DataError
+from pipeline.memory import release_freed_memory
 from pipeline.positions import nth_unexcluded
 
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
@@ -240,7 +241,7 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
     if table is not None and not invalid:
         frame = table.to_pandas(split_blocks=True)  # a column each: no copy into one 2-D block
         del table
-        pa.default_memory_pool().release_unused()  # see io.release_arrow_memory
+        release_freed_memory()
         return RawTable(path, frame, len(frame), first_line)
     return _read_slowly(path, spec, first_line)
 

@@ -27,6 +27,7 @@ from pipeline.clustering import choose_k, cluster_metrics
 from pipeline.factors import movie_factors
 from pipeline.features import movie_stats, tag_documents
 from pipeline.indexing import count_distinct
+from pipeline.memory import release_freed_memory
 from pipeline.model import build_model
 from pipeline.model_store import save_models
 from pipeline.params import PERSONAL, PipelineParams
@@ -81,6 +82,8 @@ class Stages:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        """What earlier stages freed is returned first: this stage's peak does not count it."""
+        release_freed_memory()
         if self.progress:
             self.progress(name, self.stages.index(name) / len(self.stages))
         start = time.perf_counter()
