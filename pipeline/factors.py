@@ -45,7 +45,7 @@ def user_matrix(
     come sorted by user and movie, one per pair, so the common case needs no sort.
     """
     values = np.asarray(values, np.float64)
-    if _canonical(codes, movie, n_movies):
+    if _canonical(codes, movie):
         indptr = np.zeros(n_users + 1, np.int64)
         np.cumsum(np.bincount(codes, minlength=n_users), out=indptr[1:])
         return sp.csr_matrix((values, movie, indptr), shape=(n_users, n_movies))
@@ -54,10 +54,15 @@ def user_matrix(
     return matrix
 
 
-def _canonical(codes: np.ndarray, movie: np.ndarray, n_movies: int) -> bool:
-    """True when (user, movie) pairs are strictly ascending: CSR order, no duplicates."""
-    key = np.asarray(codes, np.int64) * n_movies + movie
-    return bool(np.all(key[1:] > key[:-1]))
+def _canonical(codes: np.ndarray, movie: np.ndarray) -> bool:
+    """True when (user, movie) pairs are strictly ascending: CSR order, no duplicates.
+
+    Compared column by column, so the check needs only boolean temporaries."""
+    same_user = codes[1:] == codes[:-1]
+    ascending = movie[1:] > movie[:-1]
+    ascending &= same_user
+    ascending |= codes[1:] > codes[:-1]
+    return bool(ascending.all())
 
 
 def item_factors(matrix: sp.csr_matrix, dim: int, random_state: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-DENSE_LIMIT = 1 << 26  # ids below this get a lookup table (at most 512 MB of int64)
+DENSE_LIMIT = 1 << 26  # ids below this get a lookup table (at most 256 MB of int32)
 
 
 def positions_of(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -13,17 +13,19 @@ def positions_of(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
     MovieLens ids are small integers, so a dense table answers with one gather per row, several
     times faster than a binary search; large or odd ids fall back to the binary search.
+    Positions are int32 whenever they fit: at 25M ratings that is 100 MB less per lookup.
     """
     ids = np.asarray(sorted_ids)
     values = np.asarray(values)
+    position = _position_dtype(len(ids))
     if len(ids) == 0:
-        return np.full(len(values), -1, np.int64)
+        return np.full(len(values), -1, position)
     dense = int(ids[-1]) < DENSE_LIMIT and int(ids[0]) >= 0
     if dense and values.dtype.kind in "iu" and _within(values, int(ids[0]), int(ids[-1])):
         return _lookup_table(ids)[values]  # the common case: one gather, no masks
     whole = values == np.floor(values) if values.dtype.kind == "f" else True
     valid = (values >= ids[0]) & (values <= ids[-1]) & whole
-    out = np.full(len(values), -1, np.int64)
+    out = np.full(len(values), -1, position)
     if dense:
         out[valid] = _lookup_table(ids)[values[valid].astype(np.int64)]
         return out
@@ -32,13 +34,17 @@ def positions_of(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _position_dtype(n: int) -> type[np.signedinteger]:
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
+
+
 def _within(values: np.ndarray, low: int, high: int) -> bool:
     return len(values) == 0 or (int(values.min()) >= low and int(values.max()) <= high)
 
 
 def _lookup_table(ids: np.ndarray) -> np.ndarray:
     """Position of each id at index id, -1 elsewhere (ids ascending, small, non-negative)."""
-    table = np.full(int(ids[-1]) + 1, -1, np.int64)
+    table = np.full(int(ids[-1]) + 1, -1, _position_dtype(len(ids)))
     table[ids.astype(np.int64)] = np.arange(len(ids))
     return table
 

@@ -11,6 +11,8 @@ from pipeline.errors import check_choice
 from pipeline.indexing import group_codes
 from pipeline.params import SCALINGS
 
+CHUNK = 1 << 20  # rows per gather of the per-user statistics
+
 SCALERS: dict[str, type[TransformerMixin]] = dict(
     zip(SCALINGS, (StandardScaler, MinMaxScaler, RobustScaler), strict=True)
 )
@@ -27,13 +29,17 @@ def user_zscores(codes: np.ndarray, rating: np.ndarray, n_users: int) -> np.ndar
     ratings and their squares are exact in float64, so a user's values depend neither on row
     order nor on the other users in the batch: one user refreshed alone gets the batch values.
     """
-    r = np.array(rating, np.float64)  # a copy: the z-scores are computed in it, in place
+    r = np.array(rating, np.float64)  # a copy: squares and z-scores are computed in it, in place
     n = np.maximum(np.bincount(codes, minlength=n_users), 1)
     mean = np.bincount(codes, r, n_users) / n
-    std = np.sqrt(np.maximum(np.bincount(codes, r * r, n_users) / n - mean * mean, 0.0))
+    np.square(r, out=r)
+    std = np.sqrt(np.maximum(np.bincount(codes, r, n_users) / n - mean * mean, 0.0))
     inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
-    r -= mean[codes]
-    r *= inverse[codes]
+    r[:] = rating
+    for lo in range(0, len(r), CHUNK):  # gathered per chunk: no temporary as long as the ratings
+        part, user = r[lo : lo + CHUNK], codes[lo : lo + CHUNK]
+        part -= mean[user]
+        part *= inverse[user]
     return r
 
 

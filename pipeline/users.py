@@ -15,11 +15,13 @@ import scipy.sparse as sp
 
 from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.factors import PREFIX, preference, user_matrix
-from pipeline.indexing import group_codes, group_starts, positions_of
+from pipeline.indexing import group_codes, positions_of
 from pipeline.params import PersonalOptions
 from pipeline.personal import Personal, population_liking
 from pipeline.positions import nth_unexcluded_grouped
 from pipeline.ranking import cluster_order, popular_order
+
+CHUNK = 1 << 22  # ratings per step of the chunked per-user counts
 
 
 @dataclass
@@ -110,11 +112,17 @@ class Rated:
 
 
 def cluster_counts(rated: Rated, catalog: Catalog) -> np.ndarray:
-    """Users x clusters: how many movies each user rated in each cluster."""
-    flat = rated.codes * catalog.k
-    flat += catalog.cluster[rated.movie]
-    n = len(rated.users)
-    return np.bincount(flat, minlength=n * catalog.k).reshape(n, catalog.k)
+    """Users x clusters: how many movies each user rated in each cluster.
+
+    Counted a chunk of ratings at a time: the flat (user, cluster) cells of all ratings at once
+    would be two more arrays the size of the ratings."""
+    n, k = len(rated.users), catalog.k
+    counts = np.zeros(n * k, np.int64)
+    for lo in range(0, len(rated.codes), CHUNK):
+        flat = rated.codes[lo : lo + CHUNK] * k
+        flat += catalog.cluster[rated.movie[lo : lo + CHUNK]]
+        counts += np.bincount(flat, minlength=n * k)
+    return counts.reshape(n, k)
 
 
 def favorites(ratings: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
@@ -160,11 +168,12 @@ def _user_clusters(rated: Rated, catalog: Catalog) -> UserClusters:
 
 
 def _liked_per_cluster(matrix: sp.csr_matrix, catalog: Catalog) -> np.ndarray:
-    """Users x clusters summed preference, added in the matrix's canonical (batch-free) order."""
-    n, k = matrix.shape[0], catalog.k
-    flat = np.repeat(np.arange(n) * k, np.diff(matrix.indptr))
-    flat += catalog.cluster[matrix.indices]
-    return np.bincount(flat, weights=matrix.data, minlength=n * k).reshape(n, k)
+    """Users x clusters summed preference, added in the matrix's canonical (batch-free) order.
+
+    The product with the movies' one-hot clusters adds each row's entries in order, one row
+    at a time, and needs no array the size of the ratings."""
+    one_hot = np.eye(catalog.k)[catalog.cluster]
+    return np.asarray(matrix @ one_hot)
 
 
 SOURCES = ("cluster", "popular")
@@ -223,6 +232,14 @@ def _popular_unpicked(
     return found[ok], catalog.popular[slot[ok]]
 
 
+def _ranks(user: np.ndarray, n_users: int) -> np.ndarray:
+    """1, 2, ... within each user's run of `user` (ascending user rows), as int32."""
+    per_user = np.bincount(user, minlength=n_users)
+    rank = np.arange(1, len(user) + 1, dtype=np.int32)
+    rank -= np.repeat((np.cumsum(per_user) - per_user).astype(np.int32), per_user)
+    return rank
+
+
 def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
     """Favorites and, per user, a list of `depth` unseen movies.
 
@@ -253,10 +270,10 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
         source = np.concatenate([source, np.ones(len(more_user), np.int8)])[order]
     out = pd.DataFrame({
         "userId": rated.users[user],
-        "rank": (np.arange(len(user)) - group_starts(user) + 1).astype(np.int32),
+        "rank": _ranks(user, len(favorite)),
         "movieId": catalog.movie_ids[movie],
         "score": score,
         "cluster": catalog.cluster[movie].astype(np.int32),
         "source": pd.Categorical.from_codes(source, SOURCES),
-    })  # fmt: skip
+    }, copy=False)  # fmt: skip
     return UserLists(clusters.favorites, out)

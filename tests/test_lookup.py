@@ -9,7 +9,9 @@ from pipeline.indexing import DENSE_LIMIT, group_codes, positions_of
 def test_positions_of(offset):
     ids = np.array([3, 7, 9, 20], dtype=np.int64) + offset
     values = np.array([9, 3, 4, 20, 0, 21, 7], dtype=np.int64) + offset
-    assert positions_of(ids, values).tolist() == [2, 0, -1, 3, -1, -1, 1]
+    found = positions_of(ids, values)
+    assert found.tolist() == [2, 0, -1, 3, -1, -1, 1]
+    assert found.dtype == np.int32  # half the memory of int64 at 25M ratings
 
 
 def test_positions_of_float_values_need_a_whole_number():

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.scaling import make_scaler, standardize_per_user
+from pipeline import scaling
+from pipeline.scaling import make_scaler, standardize_per_user, user_zscores
 
 RATINGS = pd.DataFrame({"userId": [1, 1, 1, 2, 2], "rating": [1.0, 3.0, 5.0, 4.0, 4.0]})
 
@@ -12,6 +13,19 @@ def test_zscore_per_user():
     spread = np.std([1.0, 3.0, 5.0])
     assert z[:3] == pytest.approx([-2 / spread, 0.0, 2 / spread])
     assert z[3:].tolist() == [0.0, 0.0]  # no spread: no signal, not a division by zero
+
+
+def test_zscores_gathered_in_chunks_equal_the_whole_array_formula(monkeypatch):
+    rng = np.random.default_rng(3)
+    codes = np.sort(rng.integers(0, 40, 1000))
+    rating = rng.integers(1, 11, 1000).astype(np.float32) / 2
+    r = rating.astype(np.float64)
+    n = np.bincount(codes, minlength=40)
+    mean = np.bincount(codes, r, 40) / np.maximum(n, 1)
+    std = np.sqrt(np.maximum(np.bincount(codes, r * r, 40) / np.maximum(n, 1) - mean**2, 0.0))
+    inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    monkeypatch.setattr(scaling, "CHUNK", 7)
+    assert user_zscores(codes, rating, 40).tolist() == ((r - mean[codes]) * inverse[codes]).tolist()
 
 
 def test_minmax_per_user():

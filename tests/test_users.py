@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.users import Catalog, favorites, recommend_users
+from pipeline import users
+from pipeline.factors import user_matrix
+from pipeline.users import Catalog, Rated, cluster_counts, favorites, recommend_users
 
 
 def catalog(depth: int = 3) -> Catalog:
@@ -60,3 +62,20 @@ def test_one_user_gets_the_same_list_alone_as_in_a_batch(user):
     _, batch = recommend_users(everyone, catalog())
     _, alone = recommend_users(everyone[everyone["userId"] == user], catalog())
     pd.testing.assert_frame_equal(batch[batch["userId"] == user].reset_index(drop=True), alone)
+
+
+def test_cluster_counts_in_chunks_and_liked_sums_equal_the_flat_formulas(monkeypatch):
+    rng = np.random.default_rng(5)
+    user, movie = rng.integers(1, 30, 200).tolist(), rng.integers(1, 8, 200).tolist()
+    frame = ratings(sorted(set(zip(user, movie, strict=True))))
+    frame["rating"] = rng.random(len(frame)).astype(np.float32) * 5
+    cat = catalog()
+    rated = Rated.index(frame, cat)
+    n, k = len(rated.users), cat.k
+    flat = rated.codes * k + cat.cluster[rated.movie]
+    monkeypatch.setattr(users, "CHUNK", 13)
+    expected = np.bincount(flat, minlength=n * k).reshape(n, k)
+    assert (cluster_counts(rated, cat) == expected).all()
+    matrix = user_matrix(rated.codes, rated.movie, rated.rating, n, len(cat.movie_ids))
+    liked = np.bincount(flat, weights=matrix.data, minlength=n * k).reshape(n, k)
+    assert users._liked_per_cluster(matrix, cat).tolist() == liked.tolist()  # same order, exact
