@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -113,15 +114,22 @@ def _without_reuse(source: dict) -> dict:
 
 
 def read_snapshot(url: str, base: VersionFolder | None = None) -> Snapshot:
-    with adbc.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+    with (
+        ThreadPoolExecutor(max_workers=1) as disk,
+        adbc.connect(url, autocommit=True) as conn,
+        conn.cursor() as cursor,
+    ):
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             pg_snapshot = _value(cursor, "SELECT pg_current_snapshot()::text")
             database_id = _value(cursor, DATABASE_ID_QUERY)
-            ratings = _read_ratings(cursor, base_ratings(base, database_id))
+            reusable = base_ratings(base, database_id)
+            # The reused ratings load from disk while the database answers what follows.
+            kept = disk.submit(_read_kept, reusable) if reusable else None
             movies = _fetch(cursor, MOVIES_QUERY)
             tags = _fetch(cursor, TAGS_QUERY)
             highest = _value(cursor, HIGHEST_UPDATE_QUERY)
+            ratings = _read_ratings(cursor, reusable, kept)
         finally:
             cursor.execute("COMMIT")
     data = CleanData(
@@ -144,21 +152,28 @@ def base_ratings(base: VersionFolder | None, database_id: str) -> BaseRatings | 
     return BaseRatings(base.version, str(base.ratings), recorded["pg_snapshot"])
 
 
-def _read_ratings(cursor: adbc.Cursor, base: BaseRatings | None) -> RatingsRead:
-    if base is not None:
+def _read_kept(base: BaseRatings) -> pa.Table:
+    return pq.read_table(base.path, columns=list(RATING_COLUMNS))
+
+
+def _read_ratings(
+    cursor: adbc.Cursor, base: BaseRatings | None, kept: Future[pa.Table] | None
+) -> RatingsRead:
+    if base is not None and kept is not None:
         try:
-            return _read_changed_ratings(cursor, base)
+            return _read_changed_ratings(cursor, base, kept)
         except (OSError, pa.ArrowException, ValueError) as error:
             log.warning("ratings of version %s not reusable (%s): reading all", base.version, error)
     return RatingsRead(_ratings_table(_fetch(cursor, RATINGS_QUERY)).to_pandas(), None)
 
 
-def _read_changed_ratings(cursor: adbc.Cursor, base: BaseRatings) -> RatingsRead:
-    kept = pq.read_table(base.path, columns=list(RATING_COLUMNS))
+def _read_changed_ratings(
+    cursor: adbc.Cursor, base: BaseRatings, kept: Future[pa.Table]
+) -> RatingsRead:
     changed = _ids(_fetch(cursor, CHANGED_USERS_QUERY, base.pg_snapshot)["user_id"])
     listed = "{" + ",".join(map(str, changed.tolist())) + "}"
     fresh = _ratings_table(_fetch(cursor, CHANGED_RATINGS_QUERY, listed))
-    frame = merge_users(kept, changed, fresh).to_pandas()
+    frame = merge_users(kept.result(), changed, fresh).to_pandas()
     reused = Reused(base.version, users_read=len(changed), ratings_read=fresh.num_rows)
     return RatingsRead(frame, reused)
 
