@@ -82,14 +82,21 @@ def item_factors(matrix: sp.csr_matrix, dim: int, random_state: int) -> np.ndarr
     return vt.T.astype(np.float32)
 
 
-def movie_factors(
-    movies: pd.DataFrame, ratings: pd.DataFrame, dim: int, random_state: int
-) -> pd.DataFrame:
-    """`movies` with `factor_0..` columns: the embedding of each movie from all ratings."""
+def preference_matrix(ratings: pd.DataFrame, movie_ids: np.ndarray) -> sp.csr_matrix:
+    """Users (ascending id) x `movie_ids` preferences of all ratings, every rated movie an entry.
+
+    The factors are fitted on it, and the per-user stage of the same run reuses it."""
     codes, users = group_codes(ratings["userId"])
-    movie = positions_of(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
+    movie = positions_of(movie_ids, ratings["movieId"].to_numpy())
     liking = preference(codes, ratings["rating"].to_numpy(), len(users))
-    matrix = user_matrix(codes, movie, liking, len(users), len(movies))
+    return user_matrix(codes, movie, liking, len(users), len(movie_ids))
+
+
+def movie_factors(
+    movies: pd.DataFrame, matrix: sp.csr_matrix, dim: int, random_state: int
+) -> pd.DataFrame:
+    """`movies` with `factor_0..` columns: the embedding of each movie from the
+    `preference_matrix` of all ratings over `movies`' ids."""
     factors = item_factors(matrix, dim, random_state)
     columns = pd.DataFrame(factors, columns=factor_columns(factors.shape[1]), index=movies.index)
     return pd.concat([movies, columns], axis=1)

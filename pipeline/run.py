@@ -24,7 +24,7 @@ from pipeline.artifacts import RATINGS_ROW_GROUP, OutputFolder, UserLists, Versi
 from pipeline.blas import native_threads
 from pipeline.cleaning import CleanData, clean
 from pipeline.clustering import choose_k, cluster_metrics
-from pipeline.factors import movie_factors
+from pipeline.factors import movie_factors, preference_matrix
 from pipeline.features import movie_stats, tag_documents
 from pipeline.indexing import count_distinct
 from pipeline.memory import release_freed_memory
@@ -204,9 +204,11 @@ def _build(
     stages = stages or Stages(None, STAGES)
     with stages("features"):
         movies = _movie_frame(data, params)
+    preferences = None  # fitted on by the factors, reused by the per-user stage
     if params.recommender == PERSONAL:
         with stages("factors"):
-            movies = movie_factors(movies, data.ratings, params.factors, params.random_state)
+            preferences = preference_matrix(data.ratings, movies["movieId"].to_numpy())
+            movies = movie_factors(movies, preferences, params.factors, params.random_state)
     with stages("cluster"):
         fitted = _fit_clusters(movies, params)
         global_mean = float(data.ratings["rating"].mean())
@@ -228,7 +230,9 @@ def _build(
             catalog = Catalog.from_movies(
                 movies, fitted.k, params.list_depth, params.personal_options
             )
-            users = recommend_users(data.ratings, catalog)
+            if not np.array_equal(catalog.movie_ids, movies["movieId"].to_numpy()):
+                preferences = None  # its columns are in another order than the catalogue's
+            users = recommend_users(data.ratings, catalog, preferences)
     return Built(
         model=fitted.model,
         X=fitted.X,

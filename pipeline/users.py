@@ -145,7 +145,9 @@ class UserClusters:
     preferences: sp.csr_matrix | None = None
 
 
-def _user_clusters(rated: Rated, catalog: Catalog) -> UserClusters:
+def _user_clusters(
+    rated: Rated, catalog: Catalog, preferences: sp.csr_matrix | None = None
+) -> UserClusters:
     users, counts = rated.users, cluster_counts(rated, catalog)
     frame = pd.DataFrame(
         {
@@ -158,9 +160,11 @@ def _user_clusters(rated: Rated, catalog: Catalog) -> UserClusters:
     personal = catalog.personal
     if personal is None:
         return UserClusters(pd.concat([frame, *columns], axis=1))
-    n = len(users)
-    liking = preference(rated.codes, rated.rating, n)
-    matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
+    matrix = preferences
+    if matrix is None:
+        n = len(users)
+        liking = preference(rated.codes, rated.rating, n)
+        matrix = user_matrix(rated.codes, rated.movie, liking, n, len(catalog.movie_ids))
     liked = _liked_per_cluster(matrix, catalog)
     top = personal.top_clusters(liked if personal.options.cluster_weighting == "rating" else counts)
     columns.append(pd.DataFrame(liked, columns=[f"w_c{c}" for c in range(catalog.k)]))
@@ -240,8 +244,13 @@ def _ranks(user: np.ndarray, n_users: int) -> np.ndarray:
     return rank
 
 
-def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
+def recommend_users(
+    ratings: pd.DataFrame, catalog: Catalog, preferences: sp.csr_matrix | None = None
+) -> UserLists:
     """Favorites and, per user, a list of `depth` unseen movies.
+
+    `preferences`: the `pipeline.factors.preference_matrix` of these same ratings over the
+    catalogue's movies, when the run has it already (the factors were fitted on it).
 
     Favorite-cluster recommender: the best-scored movies of the favorite cluster (`score`: the
     movie's Bayesian score). Personal recommender: the movies of the user's top clusters that score
@@ -249,7 +258,7 @@ def recommend_users(ratings: pd.DataFrame, catalog: Catalog) -> UserLists:
     run out, the list continues with the most popular unseen movies (source "popular").
     """
     rated = Rated.index(ratings, catalog)
-    clusters = _user_clusters(rated, catalog)
+    clusters = _user_clusters(rated, catalog, preferences)
     favorite = clusters.favorites["favorite_cluster"].to_numpy(np.int64)
     if clusters.top is None:
         user, movie = _best_in_favorite(catalog, rated, favorite)

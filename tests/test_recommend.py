@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.factors import preference, user_matrix
+from pipeline.factors import preference, preference_matrix, user_matrix
 from pipeline.personal import PersonalOptions, top_per_row
 from pipeline.users import Catalog, favorites, load_catalog, read_user_ratings, recommend_users
 
@@ -77,6 +77,15 @@ def test_lists_never_repeat_or_recommend_a_rated_movie():
     _, recs = recommend_users(ratings(rows), catalog(depth=8, user_clusters=3))
     assert recs["movieId"].tolist() == [8]  # everything else was rated
     assert recs["rank"].tolist() == [1]
+
+
+def test_lists_from_the_factors_preference_matrix_equal_those_built_from_the_ratings():
+    everyone = ratings([(3, 1, 4.5), (3, 6, 2.0), (4, 5, 3.5), (4, 2, 5.0), (4, 4, 1.0)])
+    shared = catalog(depth=5, user_clusters=2, damping=0.3)
+    fav, recs = recommend_users(everyone, shared)
+    reused = recommend_users(everyone, shared, preference_matrix(everyone, shared.movie_ids))
+    pd.testing.assert_frame_equal(reused.favorites, fav)
+    pd.testing.assert_frame_equal(reused.recommendations, recs)
 
 
 @pytest.mark.parametrize("user", [3, 4, 5])
