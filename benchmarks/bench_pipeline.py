@@ -40,7 +40,8 @@ print(json.dumps({"timings": result.timings, "counts": result.metadata["counts"]
 
 
 def measure(command: list[str]) -> dict:
-    """Wall time, peak RSS and the JSON the child printed last."""
+    """Wall time, CPU time (user + system, the child's reaped children included), peak RSS
+    and the JSON the child printed last."""
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     output = child.stdout.read()
@@ -49,7 +50,12 @@ def measure(command: list[str]) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
     report = json.loads(output.strip().splitlines()[-1])
-    return report | {"wall": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss * 1024 / MIB)}
+    cpu = usage.ru_utime + usage.ru_stime
+    return report | {
+        "wall": round(wall, 2),
+        "cpu": round(cpu, 2),
+        "peak_rss_mb": round(usage.ru_maxrss * 1024 / MIB),
+    }
 
 
 def ensure_data(work: Path, size: int) -> Path:
@@ -132,6 +138,7 @@ def floor_verdict(row: dict) -> str:
             f"before {before['wall']:.2f} s, after {after['wall']:.2f} s (in-process "
             f"{before['timings']['floor']:.2f} / {after['timings']['floor']:.2f} s; steps "
             f"{json.dumps(floor['timings'])}; peak RSS {floor['peak_rss_mb']:,} MiB)",
+            f"CPU: pipeline {ours['cpu']:.2f} s, floor {floor['cpu']:.2f} s",
             f"pipeline {ours['wall']:.2f} s = {ratio:.2f}x the floor "
             f"(goal <= {FLOOR_GOAL}x: {'met' if ratio <= FLOOR_GOAL else 'not met'})",
             f"peak RSS {ours['peak_rss_mb']:,} MiB (goal <= {rss_goal:,.0f} MiB = 2.5 GB: "
