@@ -994,7 +994,7 @@ def markdown_freshness(f: dict, args: argparse.Namespace) -> list[str]:
     c, cap = f["counts"], args.cap
     lines = [
         f"Service: `movierec up --data {Path(f['data']).name} --out <tmp> --bind 127.0.0.1:<port>` "
-        "as it starts by default (embedded Redis and PostgreSQL, 2 granian workers per core, a "
+        "as it starts by default (embedded Redis and PostgreSQL, granian web workers, a "
         f"Celery worker with 2 processes and beat), healthy {f['up_startup_s']:.1f} s after "
         f"start (import of {c['ratings']:,} ratings, {c['users']:,} users, {c['movies']:,} "
         "movies, and the first training). The client threads share the same cores. SIGINT "

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cache.settings import get_settings
-from service.web_server import default_workers
+from service.web_server import WEB_THREADS, default_web_workers, default_workers
 
 # In-memory schedule: no pickled state file, and a weekly crontab needs no catch-up memory.
 BEAT_SCHEDULER = "celery.beat:Scheduler"
@@ -58,6 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         bind=args.bind,
         redis_port=args.redis_port,
         web_workers=args.workers,
+        web_threads=args.threads,
         concurrency=args.concurrency,
     )
     try:
@@ -131,8 +132,8 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
 
     web = sub.add_parser("web", help="serve the HTTP API under granian")
     web.add_argument("--bind", default="127.0.0.1:8000")
-    web.add_argument("--workers", type=int, default=default_workers())
-    web.add_argument("--threads", type=int, default=1)
+    web.add_argument("--workers", type=int, default=default_web_workers(), help="one per core")
+    web.add_argument("--threads", type=int, default=WEB_THREADS, help="per worker")
     web.add_argument("--access-log", action="store_true")
     web.set_defaults(func=cmd_web)
 
@@ -144,9 +145,10 @@ def add_serving_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--workers",
         type=int,
-        default=default_workers(),
-        help="web worker processes (default: two per core, as `movierec web`)",
+        default=default_web_workers(),
+        help="web worker processes (default: one per core, as `movierec web`)",
     )
+    up.add_argument("--threads", type=int, default=WEB_THREADS, help="threads per web worker")
     up.add_argument(
         "--concurrency",
         type=int,

@@ -33,7 +33,7 @@ from service.errors import ServiceError
 from service.polling import wait_until
 from service.secret_files import private_secret
 from service.supervisor import Supervisor
-from service.web_server import default_workers
+from service.web_server import WEB_THREADS, default_web_workers
 from tasks.celery_app import make_celery
 from tasks.jobs import Submission, job_status, submit_retrain
 
@@ -42,7 +42,8 @@ from tasks.jobs import Submission, job_status, submit_retrain
 class UpOptions:
     bind: str = "127.0.0.1:8000"
     redis_port: int | None = None
-    web_workers: int = field(default_factory=default_workers)
+    web_workers: int = field(default_factory=default_web_workers)
+    web_threads: int = WEB_THREADS
     concurrency: int = 4
     startup_timeout: float = 60.0
 
@@ -65,7 +66,10 @@ def run_up(options: UpOptions) -> int:
         cli = [sys.executable, "-m", "service.cli"]
         worker = [*cli, "worker", "--beat", "--concurrency", str(options.concurrency)]
         children.spawn("worker", worker, os.environ, stop_signal=signal.SIGQUIT)
-        web = [*cli, "web", "--bind", options.bind, "--workers", str(options.web_workers)]
+        web = [
+            *cli, "web", "--bind", options.bind,
+            "--workers", str(options.web_workers), "--threads", str(options.web_threads),
+        ]  # fmt: skip
         children.spawn("web", web, os.environ)
 
         r, app = redis_from_url(settings.broker_url), make_celery(settings)
