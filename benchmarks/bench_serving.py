@@ -33,7 +33,7 @@ from typing import NamedTuple
 import pandas as pd
 import redis
 
-from benchmarks.bench_live import service_up
+from benchmarks.bench_live import CLK_TCK, process_table, processes_of, service_up
 from benchmarks.bench_pipeline import measure
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
 from pipeline.artifacts import ModelsFolder
@@ -66,6 +66,7 @@ class Endpoint:
     load: LoadResult
     response_bytes: int
     load_average: float
+    cpu_us_per_request: float  # of the server's processes, over the measured run
 
 
 def say(message: str) -> None:
@@ -92,7 +93,9 @@ def get_status(url: str) -> int | None:
 
 
 @contextmanager
-def served(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[None]:
+def served(
+    command: list[str], env: dict[str, str], probe: str, log: Path
+) -> Iterator[subprocess.Popen]:
     """A server in its own session, up once `probe` answers 200; stopped on exit."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -105,7 +108,7 @@ def served(command: list[str], env: dict[str, str], probe: str, log: Path) -> It
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{command[:4]} did not come up:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield
+        yield process
     finally:
         stop(process)
 
@@ -128,18 +131,27 @@ def wait_for_quiet(max_load: float, max_wait: float) -> float:
     return load
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    table = process_table()
+    return sum(table[pid][1] for pid in pids if pid in table) / CLK_TCK
+
+
 def load_endpoint(
-    name: str, base: str, script: Path, sample: int, args: argparse.Namespace
+    name: str, base: str, pids: list[int], script: Path, sample: int, args: argparse.Namespace
 ) -> Endpoint:
-    """Check one answer (of user `sample`), wait for a quiet machine, warm up, then measure."""
+    """Check one answer (of user `sample`), wait for a quiet machine, warm up, then measure;
+    `pids` are the server's processes, whose CPU time is counted over the measured run."""
     size = check_list(f"{base}/recommend/user/{sample}?n={args.n}", args.n)
     load_average = wait_for_quiet(args.max_load, args.max_wait)
     run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
     say(f"{name}: {args.duration:.0f} s, {args.connections} connections, load {load_average:.2f}")
+    cpu_before = cpu_seconds(pids)
     result = run_wrk(base, script, args.connections, args.duration, args.wrk_threads)
+    cpu_us = (cpu_seconds(pids) - cpu_before) / result.requests * 1e6
     say(f"{name}: {result.rps:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
-        f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}")  # fmt: skip
-    return Endpoint(name, result, size, load_average)
+        f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, "
+        f"{cpu_us:.0f} µs of CPU per request")  # fmt: skip
+    return Endpoint(name, result, size, load_average, cpu_us)
 
 
 def serving_run(args: argparse.Namespace, work: Path) -> dict:
@@ -158,15 +170,20 @@ def serving_run(args: argparse.Namespace, work: Path) -> dict:
         env = serving_env(MOVIEREC_OUTPUT=str(service.out))
         probe = f"{baseline_base}/recommend/user/{ids[0]}"
         results = []
-        with served(baseline, env, probe, work / "baseline.log"):
+        with served(baseline, env, probe, work / "baseline.log") as process:
+            # Every process of `up` (Redis and PostgreSQL included) but the baseline's.
+            ours = [pid for pid in processes_of(service.out, os.getpid()) if pid != process.pid]
             for _ in range(args.rounds):
-                results.append(load_endpoint(OURS, service.base, script, ids[0], args))
-                results.append(load_endpoint(BASELINE, baseline_base, script, ids[0], args))
+                results.append(load_endpoint(OURS, service.base, ours, script, ids[0], args))
+                results.append(
+                    load_endpoint(BASELINE, baseline_base, [process.pid], script, ids[0], args)
+                )
     return {
         "data": str(args.data),
         "counts": version.read_metadata()["counts"],
         "users_cycled": len(ids),
         "web_workers": UpOptions().web_workers,
+        "web_threads": UpOptions().web_threads,
         "endpoints": [asdict(e) | {"rps": e.load.rps} for e in results],
     }
 
@@ -252,20 +269,24 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         f"Load: wrk, {args.wrk_threads} threads, {args.connections} connections, "
         f"`GET /recommend/user/<id>?n={args.n}` with ids cycling over all {s['users_cycled']} "
         f"users, {args.warmup:.0f} s warm-up then {args.duration:.0f} s measured, the two "
-        f"alternated {args.rounds} times. `{OURS}` is served as shipped ({s['web_workers']} web "
-        "workers, its defaults, with its embedded Redis and PostgreSQL and an idle Celery worker "
-        "beside it); the baseline is `benchmarks/spec_literal_fastapi.py` on the same output "
-        f"folder. wrk and both servers share the same {m['nproc']} cores.",
+        f"alternated {args.rounds} times. `{OURS}` is served as shipped, with its defaults "
+        f"({s['web_workers']} web workers of {s['web_threads']} threads, its embedded Redis "
+        "and PostgreSQL, an idle Celery worker beside it); the baseline is "
+        "`benchmarks/spec_literal_fastapi.py` on the same output folder. wrk and both servers "
+        f"share the same {m['nproc']} cores. Server CPU per request: the CPU time of the "
+        "server's processes over the measured run (all of `up`'s, Redis included; the "
+        "baseline's one process) divided by the requests answered.",
         "",
         "| implementation | requests/s | p50 (ms) | p99 (ms) | max (ms) | errors | "
-        "response (bytes) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "server CPU per request (µs) | response (bytes) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for e in s["endpoints"]:
         load = e["load"]
         lines.append(
             f"| {e['name']} | {e['rps']:,.0f} | {load['p50_ms']:.1f} | {load['p99_ms']:.1f} | "
-            f"{load['max_ms']:.1f} | {sum(load['errors'].values())} | {e['response_bytes']:,} |"
+            f"{load['max_ms']:.1f} | {sum(load['errors'].values())} | "
+            f"{e['cpu_us_per_request']:,.0f} | {e['response_bytes']:,} |"
         )
     lines += [
         "",
