@@ -9,13 +9,13 @@ process and version, read again only when the version changes.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
 
+import orjson
 import redis
 
 from cache import keys
@@ -99,7 +99,7 @@ class MovieCache:
         fetched = dict(zip(missing, fetch(missing), strict=True)) if missing else {}
         for movie_id, raw in fetched.items():
             if raw:  # a miss is not kept: a movie added over HTTP appears at once
-                entries[movie_id] = json.loads(raw)
+                entries[movie_id] = orjson.loads(raw)
         return [entries.get(movie_id) for movie_id in ids]
 
     def _start_over(self, version: str) -> dict[int, dict | None]:
@@ -140,7 +140,7 @@ class CacheReader:
 
     def movie(self, movie_id: int) -> dict | None:
         raw = self._read(keys.MOVIES, movie_id).value
-        return _movie(movie_id, json.loads(raw)) if raw else None
+        return _movie(movie_id, orjson.loads(raw)) if raw else None
 
     def similar_movies(self, movie_id: int, n: int | None) -> list[dict] | None:
         """The n nearest movies of the same cluster; None for an unknown movie."""
@@ -148,7 +148,7 @@ class CacheReader:
         length = _length(model, n)
         if raw is None and self._movie_entries(model, [movie_id]) == [None]:
             return None
-        entry = json.loads(raw) if raw else {"movies": [], "scores": []}
+        entry = orjson.loads(raw) if raw else {"movies": [], "scores": []}
         movies = self._movies(model, entry["movies"][:length])
         for movie, similarity in zip(movies, entry["scores"], strict=False):
             movie["similarity"] = similarity
@@ -159,7 +159,7 @@ class CacheReader:
         _, raw = self._read(keys.USERS, user_id)
         if raw is None:
             return None
-        entry = json.loads(raw)
+        entry = orjson.loads(raw)
         found = {
             "userId": user_id,
             "favorite_cluster": entry["favorite_cluster"],
@@ -176,7 +176,7 @@ class CacheReader:
         length = _length(model, n)
         if raw is None:
             return None
-        entry = json.loads(raw)
+        entry = orjson.loads(raw)
         movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
@@ -189,7 +189,7 @@ class CacheReader:
 
     def clusters(self) -> list[dict]:
         _, raw = self._read(keys.CLUSTERS)
-        return json.loads(raw or "[]")
+        return orjson.loads(raw or "[]")
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
@@ -199,16 +199,16 @@ class CacheReader:
         summary = next((s for s in summaries if s["cluster"] == cluster_id), None)
         if summary is None:
             return None
-        ids = json.loads(members)[:length] if members else []
+        ids = orjson.loads(members)[:length] if members else []
         return {**summary, "movies": self._movies(model, ids)}
 
     def cluster_map(self) -> list[list]:
         """Sampled movies as [movieId, x, y, cluster]; empty for a version without a map."""
-        return json.loads(self._read(keys.MAP).value or "[]")
+        return orjson.loads(self._read(keys.MAP).value or "[]")
 
     def popular(self, n: int | None) -> list[dict]:
         model, raw = self._read(keys.POPULAR)
-        ids = json.loads(raw or "[]")[: _length(model, n)]
+        ids = orjson.loads(raw or "[]")[: _length(model, n)]
         return self._movies(model, ids)
 
     def _read(self, part: str, field: int | None = None) -> Read:
@@ -228,7 +228,7 @@ class CacheReader:
         meta = self.r.get(VersionKeys(version).meta)
         if meta is None:
             raise NoActiveVersion(f"active version {version} has no cached metadata")
-        model = ActiveModel(version, json.loads(meta))
+        model = ActiveModel(version, orjson.loads(meta))
         with self._lock:
             self._models = {version: model}  # the previous version's is no longer needed
         return model
@@ -237,7 +237,7 @@ class CacheReader:
         """The clusters' summaries, read once per version and process: they never change."""
         facts = self._cluster_facts
         if facts.version != model.version:
-            summaries = json.loads(self.r.get(model.keys.clusters) or "[]")
+            summaries = orjson.loads(self.r.get(model.keys.clusters) or "[]")
             genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
             facts = self._cluster_facts = ClusterFacts(model.version, summaries, genres)
         return facts
@@ -259,7 +259,7 @@ class CacheReader:
 
     def all_movies(self, model: ActiveModel) -> dict[int, dict]:
         """Every movie of a version, decoded, for an index built once per version (search)."""
-        return {int(k): json.loads(v) for k, v in self.r.hgetall(model.keys.movies).items()}
+        return {int(k): orjson.loads(v) for k, v in self.r.hgetall(model.keys.movies).items()}
 
 
 def _length(model: ActiveModel, n: int | None) -> int:
