@@ -26,16 +26,23 @@ class DatabaseUnavailable(MovierecError):
 
 
 class Database:
-    def __init__(self, url: str, max_size: int = 4) -> None:
+    def __init__(self, url: str, max_size: int = 4, statement_timeout: float | None = None) -> None:
+        """`statement_timeout` (seconds): the server cancels a statement that runs or waits on a
+        lock longer, for callers that must not be held (a web thread serves reads too)."""
         self.url = url
+        self.statement_timeout = statement_timeout
+        # Autocommit: reads leave no transaction open; writes use conn.transaction().
+        settings: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        settings["autocommit"] = True
+        if statement_timeout is not None:
+            settings["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
         self._pool = ConnectionPool(
             url,
             min_size=0,
             max_size=max_size,
             open=False,
             check=ConnectionPool.check_connection,
-            # Autocommit: reads leave no transaction open; writes use conn.transaction().
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True},
+            kwargs=settings,
         )
         self._schema_ready = False
         self._lock = threading.Lock()
@@ -77,6 +84,6 @@ def unavailable(error: BaseException) -> DatabaseUnavailable:
 
 
 @cache
-def database(url: str) -> Database:
-    """The process's pool for `url`."""
-    return Database(url)
+def database(url: str, statement_timeout: float | None = None) -> Database:
+    """The process's pool for `url` (one per statement timeout)."""
+    return Database(url, statement_timeout=statement_timeout)

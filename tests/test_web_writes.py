@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import fakeredis
 import psycopg
@@ -11,12 +12,13 @@ import pytest
 
 from cache import keys
 from cache.publish import publish_version_dir
+from cache.settings import get_settings
 from db.database import Database
 from db.importer import import_folder
 from service.embedded_postgres import running_postgres
 from tasks.celery_app import TASK_REFRESH_USER
 from tests.test_web_api import TOKEN, RecordingCelery, auth
-from web import create_app
+from web import STATEMENT_TIMEOUT_SECONDS, create_app
 
 pytestmark = pytest.mark.integration
 NEW_USER = 800001
@@ -189,6 +191,32 @@ def test_without_postgres_writes_are_503_and_reads_still_work(published):
     response = post_ratings(client, 1, [{"movieId": 1, "rating": 4}])
     assert response.status_code == 503 and "database" in response.get_json()["error"]
     assert client.get("/recommend/user/1").status_code == 200
+
+
+def test_a_write_held_by_a_lock_answers_503_in_time_and_stores_nothing(published, database):
+    impatient = Database(database.url, statement_timeout=0.5)
+    config = {"REDIS": published, "API_TOKEN": TOKEN, "CELERY": RecordingCelery()}
+    client = create_app(config | {"DATABASE": impatient}).test_client()
+    with psycopg.connect(database.url) as holder:  # as an import's long transaction would
+        holder.execute("SET idle_in_transaction_session_timeout = '20s'")  # if the write waits
+        holder.execute("LOCK TABLE ratings IN EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = post_ratings(client, 800011, [{"movieId": 1, "rating": 4}])
+        waited = time.monotonic() - started
+    impatient.close()
+    assert response.status_code == 503 and "nothing was stored" in response.get_json()["error"]
+    assert waited < 30  # not held until the lock goes: a bound, not a timing claim
+    assert stored(database, 800011) == 0
+
+
+def test_the_web_tier_bounds_its_statements(published, monkeypatch):
+    monkeypatch.setenv("MOVIEREC_DATABASE_URL", "postgresql://postgres:x@127.0.0.1:1/postgres")
+    get_settings.cache_clear()
+    try:
+        app = create_app({"REDIS": published, "API_TOKEN": TOKEN, "CELERY": RecordingCelery()})
+    finally:
+        get_settings.cache_clear()
+    assert app.extensions["movierec.database"].statement_timeout == STATEMENT_TIMEOUT_SECONDS
 
 
 def test_without_a_database_writes_say_what_to_set(published):

@@ -22,6 +22,9 @@ from web.json_body import OrjsonProvider
 from web.metrics import install_request_metrics
 
 MAX_BODY_BYTES = 256 * 1024  # 1,000 ratings take about 60 KB
+# A request waits no longer on PostgreSQL (a lock held by an import, a stuck server): the web
+# tier's few threads also serve the cached reads, which must not queue behind it. Past it: 503.
+STATEMENT_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -42,7 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["movierec.celery"] = app.config.get("CELERY") or celery_app
     app.extensions["movierec.settings"] = settings
     url = settings.database_url
-    app.extensions["movierec.database"] = app.config.get("DATABASE") or (url and database(url))
+    app.extensions["movierec.database"] = app.config.get("DATABASE") or (
+        url and database(url, statement_timeout=STATEMENT_TIMEOUT_SECONDS)
+    )
 
     install_request_metrics(app)
     for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp, search.bp):
