@@ -513,6 +513,11 @@ def first_after(
     return min(ends, default=None)
 
 
+def during_outage(samples: list[Sample], killed: float, first_ok: float | None) -> list[Sample]:
+    """Answers that arrived after the kill and before the first success (all, if none came)."""
+    return [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
+
+
 def server_errors(samples: list[Sample], allowed: set[int]) -> int:
     """5xx answers other than the allowed ones (503: a dependency is down)."""
     return sum(1 for s in samples if s.status and s.status >= 500 and s.status not in allowed)
@@ -538,7 +543,7 @@ def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
             up.wait_healthy()
     samples = load.samples
     first_ok = first_after(samples, 200, killed, back)
-    outage = [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
+    outage = during_outage(samples, killed, first_ok)
     result.requests = by_status(samples)
     result.recovery_s = None if first_ok is None else first_ok - back
     result.recovery = "Redis answering again -> first 200"
@@ -621,7 +626,7 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     stored = {(int(user), int(movie)) for user, movie in rows}
     lost = acked - stored
     first_ok = first_after(samples, 201, killed, back)
-    outage = [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
+    outage = during_outage(samples, killed, first_ok)
     result.requests = by_status(samples)
     result.recovery_s = None if first_ok is None else first_ok - killed
     result.recovery = "kill -> first 201"

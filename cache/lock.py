@@ -61,7 +61,6 @@ class Heartbeat:
         self._every = every_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lock-heartbeat", daemon=True)
-        self.lost = False
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -75,7 +74,6 @@ class Heartbeat:
         while not self._stop.wait(self._every):
             try:
                 if not self._renew():
-                    self.lost = True
                     return
             except redis.RedisError:  # a blip: the next beat tries again, well within the TTL
                 continue

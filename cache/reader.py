@@ -188,8 +188,7 @@ class CacheReader:
         return movies
 
     def clusters(self) -> list[dict]:
-        _, raw = self._read(keys.CLUSTERS)
-        return orjson.loads(raw or "[]")
+        return self._clusters(self.active()).summaries
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""

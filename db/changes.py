@@ -5,13 +5,17 @@ from __future__ import annotations
 import psycopg
 
 
-def changed_after(conn: psycopg.Connection, pg_snapshot: str) -> list[int]:
-    """Users with a change the snapshot did not see (committed after it, or in flight)."""
-    rows = conn.execute(
+def changed_users_sql(snapshot: str) -> str:
+    """Users with a change the snapshot (the placeholder `snapshot`) did not see: committed
+    after it, or in flight."""
+    return (
         "SELECT user_id FROM user_changes"
-        " WHERE NOT pg_visible_in_snapshot(changed_xid, %s::pg_snapshot) ORDER BY user_id",
-        (pg_snapshot,),
-    ).fetchall()
+        f" WHERE NOT pg_visible_in_snapshot(changed_xid, {snapshot}::pg_snapshot) ORDER BY user_id"
+    )
+
+
+def changed_after(conn: psycopg.Connection, pg_snapshot: str) -> list[int]:
+    rows = conn.execute(changed_users_sql("%s"), (pg_snapshot,)).fetchall()
     return [int(row[0]) for row in rows]
 
 

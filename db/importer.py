@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from db.migrate import migrate
-from db.writes import stamp_changes_sql
+from db.writes import RATING_IS_NEWER, stamp_changes_sql
 from pipeline import io as artifacts_io
 from pipeline.artifacts import OutputFolder
 from pipeline.cleaning import CleanData, clean
@@ -53,8 +53,7 @@ RATINGS = Table(
     {"userId": "user_id", "movieId": "movie_id", "rating": "rating", "timestamp": "rated_at"},
     "user_id bigint, movie_id bigint, rating real, rated_at integer",
     ("user_id", "movie_id"),
-    "EXCLUDED.rated_at >= ratings.rated_at AND (ratings.rating, ratings.rated_at)"
-    " IS DISTINCT FROM (EXCLUDED.rating, EXCLUDED.rated_at)",
+    RATING_IS_NEWER,
 )
 TAGS = Table(
     "tags",
@@ -116,10 +115,7 @@ def merge(conn: psycopg.Connection, data: CleanData, progress: bool = True) -> I
 def _stage(conn: psycopg.Connection, table: Table, frame: pd.DataFrame, bar: tqdm) -> None:
     conn.execute(f"CREATE TEMP TABLE stage_{table.name} ({table.stage_types}) ON COMMIT DROP")
     columns = ", ".join(table.columns.values())
-    text_columns = [
-        c for c in ("title", "genres", "tag", "filtered") if c in table.columns.values()
-    ]
-    not_null = f", FORCE_NOT_NULL ({', '.join(text_columns)})" if text_columns else ""
+    not_null = f", FORCE_NOT_NULL ({', '.join(table.texts)})" if table.texts else ""
     command = f"COPY stage_{table.name} ({columns}) FROM STDIN (FORMAT csv{not_null})"
     with conn.cursor().copy(command) as copy:
         for chunk, rows in _csv_chunks(frame[list(table.columns)]):

@@ -28,6 +28,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from db.changes import changed_users_sql
 from pipeline.artifacts import VersionFolder
 from pipeline.cleaning import CleanData
 from pipeline.run import Loaded, Loader, Stages
@@ -45,8 +46,7 @@ DATABASE_ID_QUERY = (
     "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/'"
     " || (SELECT oid FROM pg_database WHERE datname = current_database())::text"
 )
-CHANGED = "NOT pg_visible_in_snapshot(changed_xid, $1::pg_snapshot)"
-CHANGED_USERS_QUERY = f"SELECT user_id FROM user_changes WHERE {CHANGED} ORDER BY user_id"
+CHANGED_USERS_QUERY = changed_users_sql("$1")
 # The users as an array, not a join: the planner would merge-join the whole ratings index.
 CHANGED_RATINGS_QUERY = (
     "SELECT user_id, movie_id, rating, rated_at FROM ratings"

@@ -50,15 +50,19 @@ class RatingsPage:
     rows: list[RatingRow]
 
 
-_UPSERT_RATINGS = """
+# An existing rating takes the new values when they are no older and differ (the latest wins).
+RATING_IS_NEWER = (
+    "EXCLUDED.rated_at >= ratings.rated_at"
+    " AND (ratings.rating, ratings.rated_at) IS DISTINCT FROM (EXCLUDED.rating, EXCLUDED.rated_at)"
+)
+_UPSERT_RATINGS = f"""
 INSERT INTO ratings (user_id, movie_id, rating, rated_at)
 SELECT %(user)s, movie_id, rating, rated_at
 FROM unnest(%(movies)s::bigint[], %(ratings)s::real[], %(times)s::integer[])
      AS given (movie_id, rating, rated_at)
 ON CONFLICT (user_id, movie_id) DO UPDATE
 SET rating = EXCLUDED.rating, rated_at = EXCLUDED.rated_at, updated_at = now()
-WHERE EXCLUDED.rated_at >= ratings.rated_at
-  AND (ratings.rating, ratings.rated_at) IS DISTINCT FROM (EXCLUDED.rating, EXCLUDED.rated_at)
+WHERE {RATING_IS_NEWER}
 """
 
 

@@ -147,12 +147,10 @@ class Personal:
 
             with blas_threads(1), ThreadPoolExecutor(WORKERS) as pool:
                 parts = list(pool.map(chunk, range(0, n, USER_CHUNK)))
+            release_freed_memory()  # the threads' heaps keep what their chunks freed
         if not parts:
             return Picks(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
-        picks = Picks(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-        del parts
-        release_freed_memory()  # the threads' heaps keep what their chunks freed
-        return picks
+        return Picks(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def _chunk(
         self,

@@ -83,17 +83,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     """One-shot first training for deployments: idempotent, a no-op once a version is live."""
-    from cache.publish import publish_version_dir
     from cache.redis_client import get_redis
-    from pipeline.params import PipelineParams
-    from pipeline.run import run_pipeline
     from service.bootstrap import ensure_active
-    from service.database_setup import training_source
-    from service.offline_commands import print_stage, say
 
     settings, r = get_settings(), get_redis()
 
     def train_here() -> dict:
+        """Only when no version is live: the training libraries load then, not before."""
+        from cache.publish import publish_version_dir
+        from pipeline.params import PipelineParams
+        from pipeline.run import run_pipeline
+        from service.database_setup import training_source
+        from service.offline_commands import print_stage, say
+
         source = training_source(settings, say)
         result = run_pipeline(source, settings.out_dir, PipelineParams(plots=False), print_stage)
         return publish_version_dir(r, result.folder)

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import redis
 from celery import Celery
-from celery.result import AsyncResult
 
 from cache import keys
 from cache.lock import Heartbeat, TokenLock
@@ -213,9 +212,8 @@ def job_status(app: Celery, r: redis.Redis, job_id: str) -> dict | None:
     record = {k.decode(): v.decode() for k, v in r.hgetall(keys.job_key(job_id)).items()}
     if not record:
         return None
-    result = AsyncResult(job_id, app=app)
-    state = result.state
-    info = result.info
+    meta = app.backend.get_task_meta(job_id)  # state and info from one read, so they agree
+    state, info = meta["status"], meta["result"]
     if _lost(r, record, job_id, state):
         state, info = "FAILURE", None
     status = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
@@ -159,13 +160,11 @@ def test_a_redelivered_chunk_is_counted_once(r):
     assert [record_chunk_done(r, JOB, *chunk) for chunk in ((1, 5), (1, 5), (6, 9))] == [1, 1, 2]
 
 
-def test_a_failed_jobs_error_is_its_type_and_first_line_only(r, monkeypatch):
-    class Failed:
-        state = "FAILURE"
-        info = FileNotFoundError("no chunk files in " + "x" * 500 + "\n  File /srv/app/x.py")
-
-    monkeypatch.setattr(jobs, "AsyncResult", lambda job_id, app: Failed)
+def test_a_failed_jobs_error_is_its_type_and_first_line_only(r):
+    failure = FileNotFoundError("no chunk files in " + "x" * 500 + "\n  File /srv/app/x.py")
+    meta = {"status": "FAILURE", "result": failure}
+    app = SimpleNamespace(backend=SimpleNamespace(get_task_meta=lambda job_id: meta))
     record_job(r, JOB, "retrain")
-    error = jobs.job_status(None, r, JOB)["error"]
+    error = jobs.job_status(app, r, JOB)["error"]
     assert error.startswith("FileNotFoundError: no chunk files in ")
     assert "x.py" not in error and len(error) == jobs.ERROR_CHARS
