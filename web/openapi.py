@@ -12,9 +12,14 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from web.blueprints.jobs import JOB_ID
+from web.blueprints.ratings import PAGE_DEFAULT, PAGE_MAX
+from web.blueprints.search import DEFAULT_HITS, MAX_HITS, MAX_QUERY
+from web.bodies import MAX_RATINGS, MAX_TIMESTAMP, MAX_TITLE
+from web.params import MAX_STORED_ID as MAX_ID
+
 bp = Blueprint("openapi", __name__)
 DOCS_URL = "/docs"
-MAX_ID = 2**32 - 1
 # Routes that are not part of the JSON API: the document itself, its UI, static files, the
 # dashboard's HTML pages.
 UNDOCUMENTED = ("/openapi.json", DOCS_URL, "/static", "/dashboard")
@@ -131,7 +136,7 @@ SCHEMAS: dict[str, Any] = {
     "RatingInput": {
         **obj(
             ["movieId", "rating"],
-            {"timestamp": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}},
+            {"timestamp": {"type": "integer", "minimum": 0, "maximum": MAX_TIMESTAMP}},
             movieId={"type": "integer", "minimum": 1, "maximum": MAX_ID},
             rating={"type": "number", "minimum": 0.5, "maximum": 5.0, "multipleOf": 0.5},
         ),
@@ -169,7 +174,7 @@ SCHEMAS: dict[str, Any] = {
         **obj(
             ["title"],
             {"genres": {"type": "string", "description": "'|'-joined, e.g. Comedy|Drama"}},
-            title={"type": "string", "minLength": 1, "maxLength": 500},
+            title={"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
         ),
         "additionalProperties": False,
     },
@@ -331,10 +336,10 @@ def document() -> dict[str, Any]:
                     "name": "q",
                     "in": "query",
                     "required": True,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY},
                     "description": "words of a title; one without a letter or digit finds nothing",
                 },
-                query_int("n", 1, 50, "results to return (default 10)"),
+                query_int("n", 1, MAX_HITS, f"results to return (default {DEFAULT_HITS})"),
             ),
             "/popular": read(
                 "The most rated movies", json_body(array("Movie"), "most rated first"), N
@@ -358,7 +363,7 @@ def document() -> dict[str, Any]:
                             "name": "job_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+                            "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"},
                         }
                     ],
                     "responses": {
@@ -394,7 +399,7 @@ def document() -> dict[str, Any]:
                                     "type": "array",
                                     "items": ref("RatingInput"),
                                     "minItems": 1,
-                                    "maxItems": 1000,
+                                    "maxItems": MAX_RATINGS,
                                 }
                             }
                         },
@@ -402,7 +407,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": json_body(ref("RatingsWritten"), "committed"),
                         "400": BAD,
-                        "413": error("more than 1,000 ratings, or a body over 256 KB"),
+                        "413": error(f"more than {MAX_RATINGS:,} ratings, or a body over 256 KB"),
                         "422": error("an unknown movie; nothing was stored"),
                         **AUTH_ERRORS,
                     },
@@ -411,7 +416,7 @@ def document() -> dict[str, Any]:
                     "summary": "The user's ratings, newest first",
                     "parameters": [
                         stored_user,
-                        query_int("limit", 1, 500, "page size (default 50)"),
+                        query_int("limit", 1, PAGE_MAX, f"page size (default {PAGE_DEFAULT})"),
                         query_int("offset", 0, 2**31 - 1, "ratings to skip (default 0)"),
                     ],
                     "responses": {

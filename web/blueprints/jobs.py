@@ -12,7 +12,7 @@ from web.errors import ApiError
 from web.state import celery, redis_client, settings
 
 bp = Blueprint("jobs", __name__)
-_JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 @bp.post("/jobs/retrain")
@@ -30,7 +30,7 @@ def retrain():
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    found = job_status(celery(), redis_client(), job_id) if _JOB_ID.fullmatch(job_id) else None
+    found = job_status(celery(), redis_client(), job_id) if JOB_ID.fullmatch(job_id) else None
     if found is None:
         raise ApiError(404, "Job not found")
     return jsonify(found)
