@@ -10,7 +10,9 @@ calling process.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -52,3 +54,21 @@ def start_plot_process() -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     pool.submit(_load_plotting)
     return pool
+
+
+def plots_of(pool: ProcessPoolExecutor, data: ClusterPlots) -> Callable[[], dict[str, bytes]]:
+    """`draw(data)` sent to the plot process; call the result for the PNGs. Should that
+    process have died (killed, out of memory), they are drawn in the calling thread instead:
+    a lost helper costs time, not the run."""
+    try:
+        future = pool.submit(draw, data)
+    except BrokenProcessPool:
+        return lambda: draw(data)
+
+    def result() -> dict[str, bytes]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            return draw(data)
+
+    return result

@@ -7,7 +7,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from pipeline.memory import release_freed_memory
 from pipeline.model import build_model
 from pipeline.model_store import save_models
 from pipeline.params import PERSONAL, PipelineParams
-from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, draw, start_plot_process
+from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, plots_of, start_plot_process
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
 from pipeline.readers import read_dataset
 from pipeline.scaling import standardize_per_user
@@ -291,7 +291,7 @@ def _run_stages(
         built = build(data, params, stages, with_users)
         if plotter is not None:
             with stages("plots"):
-                plotted = plotter.submit(draw, _plot_data(built, params))
+                plotted = plots_of(plotter, _plot_data(built, params))
                 pending.append(writer.submit(_write_plots, out, plotted))
         metadata = {
             "version": version,
@@ -330,8 +330,8 @@ def _plot_data(built: Built, params: PipelineParams) -> ClusterPlots:
     return ClusterPlots(labels, built.k, labels[rows], xy, share.to_numpy(), list(share.columns))
 
 
-def _write_plots(out: OutputFolder, plotted: Future[dict[str, bytes]]) -> None:
-    for name, image in plotted.result().items():
+def _write_plots(out: OutputFolder, plotted: Callable[[], dict[str, bytes]]) -> None:
+    for name, image in plotted().items():
         io.write_bytes(image, out.plot(name))
 
 

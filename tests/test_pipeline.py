@@ -1,6 +1,7 @@
 """The whole pipeline on ml-latest-small: schemas and invariants of every artifact."""
 
 import json
+import os
 from pathlib import Path
 
 import joblib
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.model import assign_movie
+from pipeline.plot_process import ClusterPlots, draw, plots_of, start_plot_process
 from pipeline.run import PipelineParams, run_pipeline, train
 
 CSV_COLUMNS = {
@@ -177,3 +179,17 @@ def test_the_thread_count_changes_no_cluster_and_no_list(small_data, monkeypatch
     columns = ["movieId", "rank", "score"]
     pd.testing.assert_frame_equal(one.similar[columns], default.similar[columns])
     assert one.metrics["inertia"] == pytest.approx(default.metrics["inertia"], rel=1e-9)
+
+
+def test_a_dead_plot_process_costs_the_plots_nothing():
+    """The plot process killed before (or while) it draws: the PNGs are drawn here instead,
+    the same bytes it would have sent."""
+    labels = np.array([0, 1, 1, 2])
+    data = ClusterPlots(
+        labels, 3, labels, np.arange(8.0).reshape(4, 2), np.eye(3), ["Drama", "Comedy", "War"]
+    )
+    with start_plot_process() as pool:
+        pool.submit(os._exit, 1)  # the child dies; the pool is broken from then on
+        images = plots_of(pool, data)()
+    assert images == draw(data)
+    assert set(images) == {"cluster_sizes", "cluster_pca", "genre_share"}
