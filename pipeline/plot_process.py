@@ -44,8 +44,13 @@ def draw(data: ClusterPlots) -> dict[str, bytes]:
 
 
 def _load_plotting() -> None:
-    """The plot process's first task: the imports, the slow part of drawing."""
-    from pipeline import plots  # noqa: F401
+    """The plot process's first task: the imports, the slow part of drawing. What they made
+    lives as long as the process, which exits through the interpreter's full shutdown."""
+    from pipeline.collector import collector_paused, freeze_survivors
+
+    with collector_paused():
+        from pipeline import plots  # noqa: F401
+    freeze_survivors()
 
 
 def start_plot_process() -> ProcessPoolExecutor:

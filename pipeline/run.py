@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import import_module
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -45,10 +46,10 @@ STAGES = (
     "features",
     "factors",
     "cluster",
+    "plots",
     "analyse",
     "lists",
     "users",
-    "plots",
     "write",
 )
 # Parquet dictionaries only where ratings repeat few values: for movieId and timestamp
@@ -137,13 +138,13 @@ def _movie_frame(data: CleanData, params: PipelineParams) -> pd.DataFrame:
 
 @dataclass
 class FittedClusters:
-    """The fitted model, the feature matrix it clustered, each movie's label and the quality."""
+    """The fitted model, the feature matrix it clustered and each movie's label."""
 
     model: Pipeline
     X: np.ndarray
     labels: np.ndarray
     k: int
-    metrics: dict
+    silhouette_by_k: dict[int, float]  # every k tried, when k was chosen
 
 
 def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedClusters:
@@ -155,11 +156,16 @@ def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedCluster
         model.set_params(cluster__n_clusters=k)
     model.fit(movies)
     X = model[:-1].transform(movies)
-    labels = model[-1].predict(X)
-    metrics = cluster_metrics(X, labels, model[-1].inertia_, random_state=params.random_state)
-    if scores:
-        metrics["silhouette_by_k"] = {str(key): value for key, value in scores.items()}
-    return FittedClusters(model, X, labels, k, metrics)
+    return FittedClusters(model, X, model[-1].predict(X), k, scores)
+
+
+def _quality(fitted: FittedClusters, params: PipelineParams) -> dict:
+    metrics = cluster_metrics(
+        fitted.X, fitted.labels, fitted.model[-1].inertia_, random_state=params.random_state
+    )
+    if fitted.silhouette_by_k:
+        metrics["silhouette_by_k"] = {str(k): score for k, score in fitted.silhouette_by_k.items()}
+    return metrics
 
 
 def _library_versions() -> dict[str, str]:
@@ -183,25 +189,39 @@ class Built:
     cluster_map: list[list]  # sampled [movieId, x, y, cluster] for the dashboard
 
 
+@dataclass
+class ClusteredMovies:
+    """The movies as soon as they are clustered, for work that need not wait for the lists."""
+
+    X: np.ndarray
+    movies: pd.DataFrame  # with its "cluster" column
+    k: int
+
+
 def build(
     data: CleanData,
     params: PipelineParams,
     stages: Stages | None = None,
     with_users: bool = True,
+    on_clustered: Callable[[ClusteredMovies], None] | None = None,
 ) -> Built:
     """The pipeline's computation, without I/O, so evaluation runs exactly what is served.
 
     The standardized ratings (`standardized_ratings`) are an artifact only: nothing here uses them.
+    `on_clustered` is called once the clusters exist, before the lists are built.
     """
     threads = 1 if len(data.ratings) < SINGLE_THREAD_BELOW else None
     with native_threads(threads):
-        return _build(data, params, stages, with_users)
+        return _build(data, params, stages or Stages(None, STAGES), with_users, on_clustered)
 
 
 def _build(
-    data: CleanData, params: PipelineParams, stages: Stages | None, with_users: bool
+    data: CleanData,
+    params: PipelineParams,
+    stages: Stages,
+    with_users: bool,
+    on_clustered: Callable[[ClusteredMovies], None] | None,
 ) -> Built:
-    stages = stages or Stages(None, STAGES)
     with stages("features"):
         movies = _movie_frame(data, params)
     preferences = None  # fitted on by the factors, reused by the per-user stage
@@ -218,7 +238,10 @@ def _build(
                 movies["n_ratings"], movies["avg_rating"], global_mean, params.prior_count
             ),
         )
+    if on_clustered is not None:
+        on_clustered(ClusteredMovies(fitted.X, movies, fitted.k))
     with stages("analyse"):
+        metrics = _quality(fitted, params)
         summary = cluster_summary(movies, fitted.k)
         points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
@@ -238,7 +261,7 @@ def _build(
         X=fitted.X,
         movies=movies,
         k=fitted.k,
-        metrics=fitted.metrics,
+        metrics=metrics,
         summary=summary,
         popular=popular,
         similar=similar,
@@ -288,11 +311,15 @@ def _run_stages(
             writer.submit(_write_frame, standardized, out.standardized_ratings, RATINGS_DICTIONARY)
         )
         del standardized
-        built = build(data, params, stages, with_users)
-        if plotter is not None:
+
+        def send_to_plotter(clustered: ClusteredMovies) -> None:
             with stages("plots"):
-                plotted = plots_of(plotter, _plot_data(built, params))
+                plotted = plots_of(plotter, _plot_data(clustered, params))
                 pending.append(writer.submit(_write_plots, out, plotted))
+
+        # the ONNX exporter's imports (0.1 s) run there while this thread is in native code
+        pending.append(writer.submit(import_module, "pipeline.model_export"))
+        built = build(data, params, stages, with_users, send_to_plotter if plotter else None)
         metadata = {
             "version": version,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -323,11 +350,12 @@ def _run_stages(
     return TrainResult(final, stages.timings, metadata)
 
 
-def _plot_data(built: Built, params: PipelineParams) -> ClusterPlots:
-    labels = built.movies["cluster"].to_numpy()
-    rows, xy = pca_2d(built.X, SCATTER_SAMPLE, params.random_state)
-    share = genre_share(built.movies, built.k)
-    return ClusterPlots(labels, built.k, labels[rows], xy, share.to_numpy(), list(share.columns))
+def _plot_data(clustered: ClusteredMovies, params: PipelineParams) -> ClusterPlots:
+    labels = clustered.movies["cluster"].to_numpy()
+    rows, xy = pca_2d(clustered.X, SCATTER_SAMPLE, params.random_state)
+    share = genre_share(clustered.movies, clustered.k)
+    genres = list(share.columns)
+    return ClusterPlots(labels, clustered.k, labels[rows], xy, share.to_numpy(), genres)
 
 
 def _write_plots(out: OutputFolder, plotted: Callable[[], dict[str, bytes]]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pipeline.collector import freeze_survivors
 from pipeline.errors import MovierecError
 from service.serving_commands import add_serving_commands
 
@@ -45,6 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The console script: `main`, then an exit that does not walk every object again."""
+    status = main()
+    freeze_survivors()
+    sys.exit(status)
+
+
 def _redis_unreachable() -> tuple[type[BaseException], ...]:
     """redis.ConnectionError if the command loaded redis, else nothing: a command that never
     imported redis cannot have met it, and importing it only to catch it costs every offline
@@ -54,4 +62,4 @@ def _redis_unreachable() -> tuple[type[BaseException], ...]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import download
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder
+from pipeline.collector import collector_paused
 from pipeline.errors import DataError
 from pipeline.evaluation_options import (
     BASELINE_NAMES,
@@ -160,7 +161,8 @@ def metrics_table(rows: dict[str, dict]) -> str:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from pipeline.run import run_pipeline
+    with collector_paused():
+        from pipeline.run import run_pipeline
 
     start = time.perf_counter()
     result = run_pipeline(

@@ -181,6 +181,27 @@ def test_the_thread_count_changes_no_cluster_and_no_list(small_data, monkeypatch
     assert one.metrics["inertia"] == pytest.approx(default.metrics["inertia"], rel=1e-9)
 
 
+def test_the_clusters_are_handed_on_before_the_lists_are_built(small_data):
+    """What needs only the clusters (the plots) starts while the lists are still computing."""
+    from pipeline import run
+    from pipeline.cleaning import clean
+    from pipeline.readers import read_dataset
+
+    events, handed = [], []
+
+    def clustered(movies):
+        events.append("handed on")
+        handed.append(movies)
+
+    stages = run.Stages(lambda name, _: events.append(name), run.STAGES)
+    built = run.build(clean(read_dataset(small_data)), PipelineParams(), stages, True, clustered)
+    assert events.index("cluster") < events.index("handed on") < events.index("lists")
+    assert len(handed) == 1
+    assert handed[0].k == built.k
+    np.testing.assert_array_equal(handed[0].X, built.X)
+    np.testing.assert_array_equal(handed[0].movies["cluster"], built.movies["cluster"])
+
+
 def test_a_dead_plot_process_costs_the_plots_nothing():
     """The plot process killed before (or while) it draws: the PNGs are drawn here instead,
     the same bytes it would have sent."""
