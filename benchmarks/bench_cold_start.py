@@ -15,7 +15,8 @@ what the wall time cannot, how much work the command asked of the cores.
 
 The import share of a tree is measured apart: the modules its pipeline process had loaded when
 it finished (`sys.modules`, the plot process's not counted) are imported again in a fresh
-interpreter, timed whole, less `python -c pass`. Nothing beyond the project's own dependencies
+interpreter (the garbage collector paused, as the command pauses it), timed whole, less
+`python -c pass`. Nothing beyond the project's own dependencies
 is needed.
 """
 
@@ -47,9 +48,11 @@ from service.cli import main
 assert main(sys.argv[1:]) == 0
 print(json.dumps(sorted(sys.modules)))
 """
-# Imports the given modules in order, skipping any that cannot be imported on their own.
+# Imports the given modules in order, skipping any that cannot be imported on their own, with
+# the garbage collector paused as `movierec pipeline` pauses it for its imports.
 IMPORT_ALL = """
-import importlib, json, sys
+import gc, importlib, json, sys
+gc.disable()
 for name in json.load(sys.stdin):
     try:
         importlib.import_module(name)

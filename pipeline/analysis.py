@@ -44,9 +44,10 @@ def genre_share(movies: pd.DataFrame, k: int) -> pd.DataFrame:
     return share.reindex(range(k), fill_value=0.0).sort_index(axis=1)
 
 
-def cluster_summary(movies: pd.DataFrame, k: int) -> list[dict]:
-    """Per cluster; popularity is the number of ratings its movies received."""
-    share = genre_share(movies, k)
+def cluster_summary(movies: pd.DataFrame, share: pd.DataFrame) -> list[dict]:
+    """Per cluster; popularity is the number of ratings its movies received. `share` is
+    `genre_share(movies, k)`."""
+    k = len(share)
     rated_sum = movies["avg_rating"].fillna(0).to_numpy() * movies["n_ratings"].to_numpy()
     summary = []
     for c in range(k):

@@ -148,15 +148,17 @@ class FittedClusters:
 
 
 def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedClusters:
+    """The featurizer is fitted through a slice of the model, which shares its steps, so the
+    features are computed once."""
     model = build_model(params)
+    X = model[:-1].fit_transform(movies)
     k, scores = params.k, {}
     if params.choose_k:
-        chosen = choose_k(model[:-1].fit_transform(movies), params.choose_k, params)
+        chosen = choose_k(X, params.choose_k, params)
         k, scores = chosen.k, chosen.silhouettes
         model.set_params(cluster__n_clusters=k)
-    model.fit(movies)
-    X = model[:-1].transform(movies)
-    return FittedClusters(model, X, model[-1].predict(X), k, scores)
+    labels = model[-1].fit(X).predict(X)
+    return FittedClusters(model, X, labels, k, scores)
 
 
 def _quality(fitted: FittedClusters, params: PipelineParams) -> dict:
@@ -196,6 +198,7 @@ class ClusteredMovies:
     X: np.ndarray
     movies: pd.DataFrame  # with its "cluster" column
     k: int
+    genre_share: pd.DataFrame  # clusters x genres (`analysis.genre_share`)
 
 
 def build(
@@ -238,11 +241,12 @@ def _build(
                 movies["n_ratings"], movies["avg_rating"], global_mean, params.prior_count
             ),
         )
+        clustered = ClusteredMovies(fitted.X, movies, fitted.k, genre_share(movies, fitted.k))
     if on_clustered is not None:
-        on_clustered(ClusteredMovies(fitted.X, movies, fitted.k))
+        on_clustered(clustered)
     with stages("analyse"):
         metrics = _quality(fitted, params)
-        summary = cluster_summary(movies, fitted.k)
+        summary = cluster_summary(movies, clustered.genre_share)
         points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
         popular = popular_list(movies, params.list_depth)
@@ -353,9 +357,8 @@ def _run_stages(
 def _plot_data(clustered: ClusteredMovies, params: PipelineParams) -> ClusterPlots:
     labels = clustered.movies["cluster"].to_numpy()
     rows, xy = pca_2d(clustered.X, SCATTER_SAMPLE, params.random_state)
-    share = genre_share(clustered.movies, clustered.k)
-    genres = list(share.columns)
-    return ClusterPlots(labels, clustered.k, labels[rows], xy, share.to_numpy(), genres)
+    share = clustered.genre_share
+    return ClusterPlots(labels, clustered.k, labels[rows], xy, share.to_numpy(), list(share))
 
 
 def _write_plots(out: OutputFolder, plotted: Callable[[], dict[str, bytes]]) -> None:
