@@ -15,11 +15,12 @@ from cache.redis_client import WEB, redis_from_url
 from cache.settings import get_settings
 from db.database import database
 from tasks.celery_app import celery_app
-from web import dashboard, openapi
+from web import dashboard, openapi, state
 from web.blueprints import clusters, jobs, movies, ratings, search, status, users
 from web.errors import register_error_handlers
 from web.json_body import OrjsonProvider
 from web.metrics import install_request_metrics
+from web.new_movies import ModelCache
 
 MAX_BODY_BYTES = 256 * 1024  # 1,000 ratings take about 60 KB
 # A request waits no longer on PostgreSQL (a lock held by an import, a stuck server): the web
@@ -41,13 +42,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
 
     r = app.config.get("REDIS") or redis_from_url(settings.broker_url, WEB)
-    app.extensions["movierec.cache"] = CacheReader(r)
-    app.extensions["movierec.celery"] = app.config.get("CELERY") or celery_app
-    app.extensions["movierec.settings"] = settings
+    app.extensions[state.CACHE] = CacheReader(r)
+    app.extensions[state.CELERY] = app.config.get("CELERY") or celery_app
+    app.extensions[state.SETTINGS] = settings
     url = settings.database_url
-    app.extensions["movierec.database"] = app.config.get("DATABASE") or (
+    app.extensions[state.DATABASE] = app.config.get("DATABASE") or (
         url and database(url, statement_timeout=STATEMENT_TIMEOUT_SECONDS)
     )
+    app.extensions[state.TITLES] = search.TitleIndex()
+    app.extensions[state.MODELS] = ModelCache()
 
     install_request_metrics(app)
     for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp, search.bp):

@@ -1,6 +1,8 @@
-"""The app's shared clients, stored on the Flask app by the factory."""
+"""The app's shared clients and per-process helpers, stored on the Flask app by the factory."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import redis
 from celery import Celery
@@ -10,10 +12,22 @@ from cache.reader import CacheReader
 from cache.settings import Settings
 from db.database import Database
 from web.errors import ApiError
+from web.new_movies import ModelCache
+
+if TYPE_CHECKING:  # for the annotation only: that module reads the app's state through this one
+    from web.blueprints.search import TitleIndex
+
+# The keys in `app.extensions`: the factory sets each, the functions below read it.
+CACHE = "movierec.cache"
+CELERY = "movierec.celery"
+SETTINGS = "movierec.settings"
+DATABASE = "movierec.database"
+TITLES = "movierec.titles"
+MODELS = "movierec.models"
 
 
 def cache() -> CacheReader:
-    return current_app.extensions["movierec.cache"]
+    return current_app.extensions[CACHE]
 
 
 def redis_client() -> redis.Redis:
@@ -21,11 +35,19 @@ def redis_client() -> redis.Redis:
 
 
 def celery() -> Celery:
-    return current_app.extensions["movierec.celery"]
+    return current_app.extensions[CELERY]
 
 
 def settings() -> Settings:
-    return current_app.extensions["movierec.settings"]
+    return current_app.extensions[SETTINGS]
+
+
+def titles() -> TitleIndex:
+    return current_app.extensions[TITLES]
+
+
+def models() -> ModelCache:
+    return current_app.extensions[MODELS]
 
 
 NO_DATABASE = "live writes need a database: set MOVIEREC_DATABASE_URL"
@@ -33,7 +55,7 @@ NO_DATABASE = "live writes need a database: set MOVIEREC_DATABASE_URL"
 
 def optional_database() -> Database | None:
     """The system of record, or None when none is configured (reads go on without it)."""
-    return current_app.extensions["movierec.database"]
+    return current_app.extensions[DATABASE]
 
 
 def database() -> Database:

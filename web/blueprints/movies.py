@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import redis
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 
 from cache.entries import add_movie, movie_entry
 from cache.reader import CacheReader
@@ -13,9 +13,8 @@ from db import writes
 from web.auth import require_token
 from web.bodies import parse_movie
 from web.fetch import fetch_or_404
-from web.new_movies import ModelCache
 from web.params import parse_n
-from web.state import cache, database
+from web.state import cache, database, models
 
 bp = Blueprint("movies", __name__)
 JOINS_LATER = "the movie joins users' lists and similar movies at the next retrain"
@@ -44,7 +43,7 @@ def create_movie():
     title, genres = parse_movie(request.get_data())
     reader = cache()
     active = reader.active()
-    cluster = _models().cluster_of(active, genres)
+    cluster = models().cluster_of(active, genres)
     with database().connection() as conn:
         movie_id = writes.add_movie(conn, title, genres)
     score = active.meta.get("global_mean_rating", 0.0)  # a movie without ratings: the prior
@@ -64,7 +63,3 @@ def create_movie():
         "note": note,
     }
     return jsonify(body), 201, {"Location": location}
-
-
-def _models() -> ModelCache:
-    return current_app.extensions.setdefault("movierec.models", ModelCache())

@@ -6,12 +6,12 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from cache.reader import CacheReader
 from web.errors import ApiError
 from web.params import query_int
-from web.state import cache
+from web.state import cache, titles
 
 bp = Blueprint("search", __name__)
 MAX_QUERY = 200
@@ -72,7 +72,7 @@ def search_movies(query: str, n: int) -> list[dict]:
     if not phrase:
         return []
     words = phrase.split()
-    entries = current_app.extensions.setdefault("movierec.titles", TitleIndex()).entries(cache())
+    entries = titles().entries(cache())
     hits = [entry for entry in entries if all(word in entry.folded for word in words)]
     hits.sort(key=lambda entry: _closeness(entry.folded, phrase))  # stable: popularity within
     return [entry.hit for entry in hits[:n]]
