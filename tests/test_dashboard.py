@@ -115,14 +115,34 @@ def test_the_overview_names_the_model_and_charts_cluster_sizes(client):
     assert 'href="/dashboard/clusters/1"' in sizes.group()
 
 
+POINTS = [[10, 0.0, 0.0, 0], [20, 1.0, 2.0, 0], [40, -1.0, 1.0, 1]]
+
+
 def test_the_overview_draws_the_cluster_map_when_the_version_has_one(r, client):
-    points = [[10, 0.0, 0.0, 0], [20, 1.0, 2.0, 0], [40, -1.0, 1.0, 1]]
-    r.set(VersionKeys(VERSION).cluster_map, json.dumps(points))
+    r.set(VersionKeys(VERSION).cluster_map, json.dumps(POINTS))
     html = page(client, "/dashboard/")
     assert "3 sampled movies" in text(html)
     paths = re.findall(r'<path stroke="(#[0-9a-f]{6})" d="([^"]+)">', html)
     assert [d.count("h0") for _, d in paths] == [2, 1]
     assert paths[0][0] != paths[1][0]  # one colour per cluster
+
+
+def test_the_overview_draws_the_cluster_map_once_per_version(r, tmp_path, client, monkeypatch):
+    drawn = []
+
+    def counted(points, href):
+        drawn.append(len(points))
+        return cluster_map(points, href)
+
+    monkeypatch.setattr("web.dashboard.views.cluster_map", counted)
+    r.set(VersionKeys(VERSION).cluster_map, json.dumps(POINTS))
+    assert page(client, "/dashboard/") == page(client, "/dashboard/")
+    assert drawn == [3]
+    new = "20260202T000000Z-bbbb"
+    publish_version_dir(r, fake_version(tmp_path / "models", new))
+    r.set(VersionKeys(new).cluster_map, json.dumps(POINTS[:2]))
+    assert "2 sampled movies" in text(page(client, "/dashboard/"))
+    assert drawn == [3, 2]
 
 
 def test_the_overview_shows_the_offline_evaluation(app, tmp_path):

@@ -17,6 +17,7 @@ from db.database import database
 from tasks.celery_app import celery_app
 from web import dashboard, openapi, state
 from web.blueprints import clusters, jobs, movies, ratings, search, status, users
+from web.dashboard.charts import MapCache
 from web.errors import register_error_handlers
 from web.json_body import OrjsonProvider
 from web.metrics import install_request_metrics
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions[state.TITLES] = search.TitleIndex()
     app.extensions[state.MODELS] = ModelCache()
+    app.extensions[state.MAPS] = MapCache()
 
     install_request_metrics(app)
     for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp, search.bp):

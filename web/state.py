@@ -14,8 +14,9 @@ from db.database import Database
 from web.errors import ApiError
 from web.new_movies import ModelCache
 
-if TYPE_CHECKING:  # for the annotation only: that module reads the app's state through this one
+if TYPE_CHECKING:  # for the annotations only: importing either module imports this one
     from web.blueprints.search import TitleIndex
+    from web.dashboard.charts import MapCache
 
 # The keys in `app.extensions`: the factory sets each, the functions below read it.
 CACHE = "movierec.cache"
@@ -24,6 +25,7 @@ SETTINGS = "movierec.settings"
 DATABASE = "movierec.database"
 TITLES = "movierec.titles"
 MODELS = "movierec.models"
+MAPS = "movierec.maps"
 
 
 def cache() -> CacheReader:
@@ -48,6 +50,10 @@ def titles() -> TitleIndex:
 
 def models() -> ModelCache:
     return current_app.extensions[MODELS]
+
+
+def cluster_maps() -> MapCache:
+    return current_app.extensions[MAPS]
 
 
 NO_DATABASE = "live writes need a database: set MOVIEREC_DATABASE_URL"

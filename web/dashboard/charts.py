@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -79,6 +80,27 @@ def cluster_map(points: Sequence[Sequence[float]], href: Callable[[int], str]) -
     )
     body = f'<g fill="none" stroke-width="{DOT}" stroke-linecap="round">{paths}</g>'
     return _svg(MAP_WIDTH, MAP_HEIGHT, "Movies in two dimensions, coloured by cluster", body)
+
+
+class MapDrawing(NamedTuple):
+    svg: Markup | None  # None for a version without a map
+    points: int
+
+
+class MapCache:
+    """One version's cluster map, drawn once per process: the map of a version never changes,
+    and drawing it reads and walks every sampled movie. A newer version replaces it; the pair is
+    replaced in one assignment, so a thread sees the old one or the new one, never a mix."""
+
+    def __init__(self) -> None:
+        self._drawn: tuple[str, MapDrawing] = ("", MapDrawing(None, 0))
+
+    def get(self, version: str, draw: Callable[[], MapDrawing]) -> MapDrawing:
+        drawn_version, drawing = self._drawn
+        if drawn_version != version:
+            drawing = draw()
+            self._drawn = (version, drawing)
+        return drawing
 
 
 def _svg(width: int, height: int, title: str, body: str) -> Markup:

@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from cache.reader import CacheReader
 from db import writes
 from db.database import DatabaseUnavailable
 from web.blueprints.search import MAX_QUERY, search_movies
 from web.blueprints.users import NO_LIST_YET
-from web.dashboard.charts import Bar, bar_chart, cluster_color, cluster_map
+from web.dashboard.charts import Bar, MapDrawing, bar_chart, cluster_color, cluster_map
 from web.dashboard.errors import error_page, register_page_errors
 from web.dashboard.evaluation import read_evaluation
 from web.dashboard.recent_jobs import recent_jobs
 from web.params import MAX_STORED_ID
-from web.state import NO_DATABASE, cache, celery, optional_database, settings
+from web.state import NO_DATABASE, cache, celery, cluster_maps, optional_database, settings
 
 bp = Blueprint(
     "dashboard",
@@ -59,7 +60,7 @@ def overview():
     reader = cache()
     model = reader.active()
     summaries = reader.clusters()
-    points = reader.cluster_map()
+    drawn = cluster_maps().get(model.version, lambda: _draw_map(reader))
     sizes = [
         Bar(_cluster_label(s), s["size"], f"{s['size']:,}", cluster_color(s["cluster"]), _url(s))
         for s in summaries
@@ -69,8 +70,8 @@ def overview():
         model=model,
         summaries=summaries,
         sizes=bar_chart(sizes, "Movies per cluster"),
-        cluster_map=cluster_map(points, _cluster_url) if points else None,
-        points=len(points),
+        cluster_map=drawn.svg,
+        points=drawn.points,
         evaluation=read_evaluation(settings().output.evaluation),
         jobs=recent_jobs(celery(), reader.r),
     )
@@ -171,6 +172,13 @@ def search():
 def unknown(unknown: str):
     """A mistyped dashboard address gets a page too, not the API's JSON 404."""
     abort(404, "The dashboard has no such page.")
+
+
+def _draw_map(reader: CacheReader) -> MapDrawing:
+    """The map of the version active now: after a flip since the view read the version, it is
+    kept under the older one, and the next view, seeing the newer version, draws again."""
+    points = reader.cluster_map()
+    return MapDrawing(cluster_map(points, _cluster_url) if points else None, len(points))
 
 
 def _cluster_label(summary: dict) -> str:
