@@ -35,7 +35,7 @@ import psycopg
 
 from service.embedded_redis import LOOPBACK, free_port
 from service.errors import ServiceError
-from service.polling import wait_until
+from service.polling import wait_for_server, wait_until
 from service.secret_files import private_secret
 
 SERVER_USER = "movierec-pg"
@@ -259,24 +259,16 @@ def wait_for_postgres(
     url: str, alive: Callable[[], bool], timeout: float = 15.0, log: Path | None = None
 ) -> None:
     """Until `SELECT 1` answers; fail early, with the server log, if the process has died."""
-    where = url.rpartition("@")[2]  # the URL without its password
 
-    def failure() -> str:
-        tail = log.read_text(errors="replace")[-2000:] if log and log.is_file() else ""
-        return f"PostgreSQL did not come up at {where}\n{tail}"
-
-    def answered() -> bool | None:
+    def answers() -> bool:
         try:
             with psycopg.connect(url, connect_timeout=1) as connection:
                 connection.execute("SELECT 1")
                 return True
         except psycopg.OperationalError:
-            pass
-        if not alive():
-            raise ServiceError(failure())
-        return None
+            return False
 
-    wait_until(answered, timeout, 0.05, failure)
+    wait_for_server("PostgreSQL", url, answers, alive, timeout, log)
 
 
 def start_postgres(

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import redis
 
 from service.errors import ServiceError
-from service.polling import wait_until
+from service.polling import wait_for_server
 from service.secret_files import private_secret
 
 LOOPBACK = "127.0.0.1"
@@ -83,21 +83,13 @@ def wait_for_redis(
     """Until PING answers; fail early, with the server log, if the process has died."""
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
-    def failure() -> str:
-        tail = log.read_text()[-2000:] if log and log.is_file() else ""
-        return f"redis-server did not come up at {url}\n{tail}"
-
-    def answered() -> bool | None:
+    def answers() -> bool:
         try:
-            if client.ping():
-                return True
+            return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-            pass
-        if not alive():
-            raise ServiceError(failure())
-        return None
+            return False
 
-    wait_until(answered, timeout, 0.05, failure)
+    wait_for_server("redis-server", url, answers, alive, timeout, log)
 
 
 class EmbeddedRedis(NamedTuple):

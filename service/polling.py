@@ -1,14 +1,18 @@
-"""Waiting for something to happen, with a deadline: the one loop every start-up step uses."""
+"""Waiting for something to happen, with a deadline: the one loop every start-up step uses, and
+the wait for a server just started."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from service.errors import WaitTimeout
+from service.errors import ServiceError, WaitTimeout
 
 T = TypeVar("T")
+LOG_TAIL = 2000  # characters of a server's log in the error when it does not come up
 
 
 def wait_until(
@@ -30,3 +34,40 @@ def wait_until(
         if time.monotonic() > deadline:
             raise WaitTimeout(timeout_message())
         time.sleep(interval)
+
+
+def wait_for_server(
+    name: str,
+    url: str,
+    answers: Callable[[], bool],
+    alive: Callable[[], bool],
+    timeout: float,
+    log: Path | None = None,
+) -> None:
+    """Until `answers()`; fail early, with the server's log, once `alive()` says it has died.
+
+    The error names the server's URL without its password: it is printed, and may be logged.
+    """
+
+    def failure() -> str:
+        tail = log.read_text(errors="replace")[-LOG_TAIL:] if log and log.is_file() else ""
+        return f"{name} did not come up at {without_password(url)}\n{tail}"
+
+    def answered() -> bool | None:
+        if answers():
+            return True
+        if not alive():
+            raise ServiceError(failure())
+        return None
+
+    wait_until(answered, timeout, 0.05, failure)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if it has one, written as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    credentials, _, host = parts.netloc.rpartition("@")
+    user = credentials.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
