@@ -34,9 +34,11 @@ class TokenLock:
 
     def acquire(self, token: str) -> bool:
         """Take the lock for `token`; true also when `token` already holds it (a redelivery)."""
-        if self.r.set(self.key, token, nx=True, px=self.ttl_ms):
-            return True
-        return self.extend(token)
+        return self.take(token) or self.extend(token)
+
+    def take(self, token: str) -> bool:
+        """Take the lock for `token` only if nobody holds it: one round trip, for a fresh token."""
+        return bool(self.r.set(self.key, token, nx=True, px=self.ttl_ms))
 
     def holder(self) -> str | None:
         value = self.r.get(self.key)

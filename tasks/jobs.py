@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import redis
@@ -147,25 +147,54 @@ def record_chunk_done(r: redis.Redis, job_id: str, user_lo: int, user_hi: int) -
     return pipe.execute()[-1]
 
 
+@dataclass(frozen=True)
+class JobTask:
+    """A Celery task to queue as a job, and what its record says besides its kind."""
+
+    name: str
+    kind: str
+    args: list[int] | None = None
+    fields: dict[str, str | int] = field(default_factory=dict)
+
+
+def _claim(mark: TokenLock, job_id: str) -> str | None:
+    """The job the mark names: `job_id` once taken, or the holder's; None when it kept changing
+    hands (each holder let go between our failed SET NX and the GET)."""
+    for _ in range(3):
+        if mark.take(job_id):
+            return job_id
+        holder = mark.holder()
+        if holder is not None:
+            return holder
+    return None
+
+
+def _submit_marked(
+    app: Celery, r: redis.Redis, mark: TokenLock, task: JobTask, *, queue_unmarked: bool
+) -> Submission:
+    """Queue `task` as a new job named by `mark`, unless the mark names a job already; when the
+    mark kept changing hands, `queue_unmarked` queues the job without it.
+
+    A failed send takes the mark back only if it is still this job's: the job may have reached
+    the broker after all, started and cleared it, and a later call set its own since.
+    """
+    job_id = str(uuid.uuid4())
+    holder = _claim(mark, job_id) or (job_id if queue_unmarked else None)
+    if holder != job_id:
+        return Submission(accepted=False, job_id=holder)
+    try:
+        record_job(r, job_id, task.kind, **task.fields)
+        app.send_task(task.name, args=task.args, task_id=job_id)
+    except Exception:
+        mark.release(job_id)
+        raise
+    return Submission(accepted=True, job_id=job_id)
+
+
 def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submission:
     """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
     lock = TokenLock(r, keys.RETRAIN_LOCK, QUEUED_LOCK_SECONDS)
-    job_id = str(uuid.uuid4())
-    for _ in range(3):  # the holder may finish between our failed SET NX and the GET
-        if lock.acquire(job_id):
-            break
-        holder = lock.holder()
-        if holder is not None:
-            return Submission(accepted=False, job_id=holder)
-    else:
-        return Submission(accepted=False, job_id=None)
-    try:
-        record_job(r, job_id, "retrain")
-        app.send_task(TASK_RETRAIN, task_id=job_id)
-    except Exception:
-        lock.release(job_id)
-        raise
-    return Submission(accepted=True, job_id=job_id)
+    return _submit_marked(app, r, lock, JobTask(TASK_RETRAIN, "retrain"), queue_unmarked=False)
 
 
 def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
@@ -174,23 +203,9 @@ def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
     A refresh clears the queued mark before it reads the user's ratings, so a write that finds
     the mark is seen by that refresh, and a burst of writes costs one refresh.
     """
-    key = keys.refresh_queued_key(user_id)
-    for _ in range(3):  # the queued one may start between our failed SET NX and the GET
-        job_id = str(uuid.uuid4())
-        if r.set(key, job_id, nx=True, ex=REFRESH_QUEUED_TTL_SECONDS):
-            break
-        queued = r.get(key)
-        if queued is not None:
-            return queued.decode()
-    else:
-        job_id = str(uuid.uuid4())
-    try:
-        record_job(r, job_id, "refresh_user", user_id=user_id)
-        app.send_task(TASK_REFRESH_USER, args=[user_id], task_id=job_id)
-    except Exception:
-        r.delete(key)
-        raise
-    return job_id
+    mark = TokenLock(r, keys.refresh_queued_key(user_id), REFRESH_QUEUED_TTL_SECONDS)
+    task = JobTask(TASK_REFRESH_USER, "refresh_user", args=[user_id], fields={"user_id": user_id})
+    return _submit_marked(app, r, mark, task, queue_unmarked=True).job_id
 
 
 def public_error(error: object) -> str:
