@@ -115,6 +115,11 @@ class ClusterFacts(NamedTuple):
     genres: dict[int, list[str]]  # cluster -> its top genres, for the reasons
 
 
+class UserPage(NamedTuple):
+    user: dict  # what `user` answers
+    recommendations: list[dict]  # what `user_recommendations` answers
+
+
 class Read(NamedTuple):
     model: ActiveModel
     value: Any  # the raw bytes, None when the key or field is absent
@@ -157,26 +162,24 @@ class CacheReader:
     def user(self, user_id: int) -> dict | None:
         """Favorite cluster and how many movies the user rated in each cluster."""
         _, raw = self._read(keys.USERS, user_id)
-        if raw is None:
-            return None
-        entry = orjson.loads(raw)
-        found = {
-            "userId": user_id,
-            "favorite_cluster": entry["favorite_cluster"],
-            "n_ratings": entry["n_ratings"],
-            "cluster_counts": {str(c): n for c, n in enumerate(entry["counts"])},
-        }
-        if "liking" in entry:
-            found["cluster_liking"] = {str(c): w for c, w in enumerate(entry["liking"])}
-        return found
+        return _user(user_id, orjson.loads(raw)) if raw else None
 
     def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
         """The user's cached list of unseen movies, each with why it is there; None if unknown."""
         model, raw = self._read(keys.USERS, user_id)
         length = _length(model, n)
+        return self._recommendations(model, orjson.loads(raw), length) if raw else None
+
+    def user_page(self, user_id: int, n: int | None) -> UserPage | None:
+        """`user` and `user_recommendations` from one read of the entry, for a page showing both."""
+        model, raw = self._read(keys.USERS, user_id)
+        length = _length(model, n)
         if raw is None:
             return None
         entry = orjson.loads(raw)
+        return UserPage(_user(user_id, entry), self._recommendations(model, entry, length))
+
+    def _recommendations(self, model: ActiveModel, entry: dict, length: int) -> list[dict]:
         movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
@@ -268,6 +271,18 @@ def _length(model: ActiveModel, n: int | None) -> int:
     if n > model.depth:
         raise LengthTooLong(n, model.depth)
     return n
+
+
+def _user(user_id: int, entry: dict) -> dict:
+    found = {
+        "userId": user_id,
+        "favorite_cluster": entry["favorite_cluster"],
+        "n_ratings": entry["n_ratings"],
+        "cluster_counts": {str(c): n for c, n in enumerate(entry["counts"])},
+    }
+    if "liking" in entry:
+        found["cluster_liking"] = {str(c): w for c, w in enumerate(entry["liking"])}
+    return found
 
 
 def _movie(movie_id: int, entry: dict) -> dict:

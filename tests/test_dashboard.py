@@ -217,6 +217,16 @@ def test_the_user_page_shows_lists_with_reasons_and_says_there_is_no_database(cl
     assert 'id="rate-form"' not in html
 
 
+def test_the_user_page_reads_the_users_entry_once(r, client, monkeypatch):
+    """The reader reads an entry with its one script (EVALSHA), loaded by the first view."""
+    first = page(client, "/dashboard/users/2")
+    reads = []
+    evalsha = r.evalsha
+    monkeypatch.setattr(r, "evalsha", lambda *args: reads.append(args[4:]) or evalsha(*args))
+    assert page(client, "/dashboard/users/2") == first
+    assert reads == [("users", "hget", 2)]
+
+
 def test_the_user_page_says_when_the_database_is_down(r, tmp_path):
     class DownDatabase:
         def connection(self):

@@ -135,7 +135,8 @@ def find_user():
 def user(user_id: int):
     reader = cache()
     model = reader.active()
-    found = reader.user(user_id) if 1 <= user_id <= MAX_STORED_ID else None
+    shown = min(RECOMMENDED, model.depth)
+    found = reader.user_page(user_id, shown) if 1 <= user_id <= MAX_STORED_ID else None
     if found is None:
         message = f"The live version has no list for user {user_id}."
         return error_page(404, "User not found", message, NO_LIST_YET)
@@ -144,10 +145,10 @@ def user(user_id: int):
     return render_template(
         "dashboard/user.html",
         model=model,
-        user=found,
-        liking=_liking_chart(found, summaries),
-        favorite=_summary(summaries, found["favorite_cluster"]),
-        recommendations=reader.user_recommendations(user_id, min(RECOMMENDED, model.depth)),
+        user=found.user,
+        liking=_liking_chart(found.user, summaries),
+        favorite=_summary(summaries, found.user["favorite_cluster"]),
+        recommendations=found.recommendations,
         history=history,
         history_note=history_note,
     )
