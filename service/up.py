@@ -18,7 +18,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
@@ -30,7 +29,7 @@ from service.database_setup import import_if_empty
 from service.embedded_postgres import STOP_SIGNAL, prepare_postgres, start_postgres
 from service.embedded_redis import free_port, start_redis
 from service.errors import ServiceError
-from service.polling import wait_until
+from service.polling import wait_until, without_password
 from service.secret_files import private_secret
 from service.supervisor import Supervisor
 from service.web_server import WEB_THREADS, default_web_workers
@@ -75,7 +74,7 @@ def run_up(options: UpOptions) -> int:
         r, app = redis_from_url(settings.broker_url), make_celery(settings)
 
         def train_through_worker() -> dict:
-            job_id = started_job(submit_retrain(app, r, settings))
+            job_id = started_job(submit_retrain(app, r))
             return _follow(app, r, job_id, children, settings.job_deadline_seconds)
 
         ensure_active(r, settings, train_through_worker, say)
@@ -94,7 +93,7 @@ def _embedded_redis(stack: ExitStack, children: Supervisor, port: int | None) ->
         port,
         spawn=lambda command: children.spawn("redis", command, stdout=subprocess.DEVNULL),
     )
-    say(f"embedded Redis {_without_password(server.url)} (data in {folder})")
+    say(f"embedded Redis {without_password(server.url)} (data in {folder})")
     return server.url
 
 
@@ -188,8 +187,8 @@ movierec is up
   API docs  {base}/docs
   health    {base}/health
   example   {base}/recommend/user/1?n=5
-  Redis     {_without_password(settings.broker_url)}
-  database  {_without_password(settings.database_url)}   (MOVIEREC_DATABASE_URL)
+  Redis     {without_password(settings.broker_url or "")}
+  database  {without_password(settings.database_url or "")}   (MOVIEREC_DATABASE_URL)
   token     {token}   (MOVIEREC_API_TOKEN; needed for POST, DELETE and /jobs)
   rate      curl -X POST -H "Authorization: Bearer {token}" -d {rating} {base}/users/1/ratings
   retrain   curl -X POST -H "Authorization: Bearer {token}" {base}/jobs/retrain
@@ -197,13 +196,6 @@ Press Ctrl-C to stop everything.
 """,
         flush=True,
     )
-
-
-def _without_password(url: str | None) -> str:
-    parts = urlsplit(url or "")
-    if not parts.password:
-        return url or ""
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 @contextmanager

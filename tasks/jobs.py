@@ -191,7 +191,7 @@ def _submit_marked(
     return Submission(accepted=True, job_id=job_id)
 
 
-def submit_retrain(app: Celery, r: redis.Redis, settings: Settings) -> Submission:
+def submit_retrain(app: Celery, r: redis.Redis) -> Submission:
     """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
     lock = TokenLock(r, keys.RETRAIN_LOCK, QUEUED_LOCK_SECONDS)
     return _submit_marked(app, r, lock, JobTask(TASK_RETRAIN, "retrain"), queue_unmarked=False)

@@ -9,7 +9,6 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from cache import keys
-from cache.settings import get_settings
 from tasks.jobs import submit_refresh_user, submit_retrain
 
 USER = 7
@@ -18,7 +17,7 @@ LATER_JOB = b"later-job"
 Submit = Callable[[object, fakeredis.FakeRedis], object]
 SUBMITS: dict[str, tuple[str, Submit]] = {
     "refresh": (keys.refresh_queued_key(USER), lambda app, r: submit_refresh_user(app, r, USER)),
-    "retrain": (keys.RETRAIN_LOCK, lambda app, r: submit_retrain(app, r, get_settings())),
+    "retrain": (keys.RETRAIN_LOCK, submit_retrain),
 }
 
 

@@ -86,7 +86,7 @@ class Live:
 
     def retrain(self, during=None) -> dict:
         """A retrain to its end; `during(stage)` runs once the snapshot has been read."""
-        submission = submit_retrain(self.app, self.r, self.settings)
+        submission = submit_retrain(self.app, self.r)
         assert submission.accepted
         deadline, called = time.monotonic() + JOB_TIMEOUT, False
         while time.monotonic() < deadline:

@@ -62,8 +62,8 @@ def follow(app, r, job_id: str) -> tuple[dict, list[str]]:
 
 @pytest.fixture(scope="module")
 def retrained(stack):
-    app, r, settings = stack
-    submission = submit_retrain(app, r, settings)
+    app, r, _ = stack
+    submission = submit_retrain(app, r)
     assert submission.accepted
     status, stages = follow(app, r, submission.job_id)
     return status, stages

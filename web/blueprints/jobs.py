@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, url_for
 from tasks.jobs import job_status, submit_retrain
 from web.auth import require_token
 from web.errors import ApiError
-from web.state import celery, redis_client, settings
+from web.state import celery, redis_client
 
 bp = Blueprint("jobs", __name__)
 JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -18,7 +18,7 @@ JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 @bp.post("/jobs/retrain")
 @require_token
 def retrain():
-    submission = submit_retrain(celery(), redis_client(), settings())
+    submission = submit_retrain(celery(), redis_client())
     status_url = url_for("jobs.job", job_id=submission.job_id) if submission.job_id else None
     if not submission.accepted:
         raise ApiError(
