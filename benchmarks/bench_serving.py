@@ -6,7 +6,9 @@
 Starts `movierec up --data DATA --out <temporary folder>` (it trains, publishes and serves with
 its own defaults), then the baseline on that output: the team document's endpoint under FastAPI,
 one uvicorn process, pandas per request. wrk loads each in turn, alternating `--rounds` times,
-with ids cycling over every user. With --publish-25m it also times publishing all users of a
+with ids cycling over every user. `--busy-cores N` runs N shell busy loops beside every
+measured run, as other jobs on the machine would (the baseline speeds up, `up` slows down:
+BENCHMARKS.md, "Serving"). With --publish-25m it also times publishing all users of a
 25M-rating synthetic set into a fresh redis-server.
 """
 
@@ -136,6 +138,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(table[pid][1] for pid in pids if pid in table) / CLK_TCK
 
 
+@contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """`count` shell busy loops, each keeping one core busy, as another job on the machine would."""
+    loops = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def load_endpoint(
     name: str, base: str, pids: list[int], script: Path, sample: int, args: argparse.Namespace
 ) -> Endpoint:
@@ -143,11 +157,13 @@ def load_endpoint(
     `pids` are the server's processes, whose CPU time is counted over the measured run."""
     size = check_list(f"{base}/recommend/user/{sample}?n={args.n}", args.n)
     load_average = wait_for_quiet(args.max_load, args.max_wait)
-    run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
-    say(f"{name}: {args.duration:.0f} s, {args.connections} connections, load {load_average:.2f}")
-    cpu_before = cpu_seconds(pids)
-    result = run_wrk(base, script, args.connections, args.duration, args.wrk_threads)
-    cpu_us = (cpu_seconds(pids) - cpu_before) / result.requests * 1e6
+    with busy_cores(args.busy_cores):
+        run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
+        say(f"{name}: {args.duration:.0f} s, {args.connections} connections, "
+            f"load {load_average:.2f}, {args.busy_cores} busy core(s)")  # fmt: skip
+        cpu_before = cpu_seconds(pids)
+        result = run_wrk(base, script, args.connections, args.duration, args.wrk_threads)
+        cpu_us = (cpu_seconds(pids) - cpu_before) / result.requests * 1e6
     say(f"{name}: {result.rps:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
         f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, "
         f"{cpu_us:.0f} µs of CPU per request")  # fmt: skip
@@ -254,6 +270,7 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
     ours, baseline = summary(s["endpoints"], OURS), summary(s["endpoints"], BASELINE)
     ratio = ours.rps / baseline.rps
     met = ratio >= GOAL_RATIO and ours.p99_ms <= GOAL_P99_MS
+    busy = f", beside {args.busy_cores} shell busy loop(s)" if args.busy_cores else ""
     lines = [
         f"Command: `{report['command']}`",
         "",
@@ -273,7 +290,7 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         f"({s['web_workers']} web workers of {s['web_threads']} threads, its embedded Redis "
         "and PostgreSQL, an idle Celery worker beside it); the baseline is "
         "`benchmarks/spec_literal_fastapi.py` on the same output folder. wrk and both servers "
-        f"share the same {m['nproc']} cores. Server CPU per request: the CPU time of the "
+        f"share the same {m['nproc']} cores{busy}. Server CPU per request: the CPU time of the "
         "server's processes over the measured run (all of `up`'s, Redis included; the "
         "baseline's one process) divided by the requests answered.",
         "",
@@ -346,6 +363,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="for `up`, seconds")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait for a lower load1")
     parser.add_argument("--max-wait", type=float, default=120.0, help="longest wait, seconds")
+    parser.add_argument(
+        "--busy-cores", type=int, default=0, help="busy loops beside each measured run"
+    )
     parser.add_argument("--publish-25m", action="store_true", help="also time a 25M publish")
     parser.add_argument("--synth-ratings", type=int, default=25_000_000)
     parser.add_argument("--synth-dir", type=Path, default=Path("/tmp/bench-25m"))

@@ -1,0 +1,59 @@
+"""Why the serving baseline's speed swings: the FastAPI baseline alone under wrk, with 0, 1 and
+2 busy-loop processes taking cores, alternated. Needs the `bench` extra and wrk.
+
+    python -m benchmarks.baseline_contention --out OUT --rounds 2
+
+OUT is a `movierec pipeline` output folder (the baseline reads its CSVs). Prints, per run, the
+baseline's requests/s and its CPU per request (its one process, over the measured seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from benchmarks.bench_serving import BASELINE_APP, busy_cores, cpu_seconds, served
+from benchmarks.wrk_load import run_wrk, write_script
+from service.embedded_redis import LOOPBACK, free_port
+from tests.serving_helpers import serving_env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="a pipeline output folder")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=12.0, help="measured, per run")
+    parser.add_argument("--users", type=int, default=610, help="ids 1..users, cycled")
+    args = parser.parse_args()
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", BASELINE_APP,
+        "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    env = serving_env(MOVIEREC_OUTPUT=str(args.out))
+    with (
+        TemporaryDirectory() as work,
+        served(command, env, f"{base}/recommend/user/1", Path(work) / "baseline.log") as server,
+    ):
+        script = write_script(Path(work), "/recommend/user/", range(1, args.users + 1), "?n=10")
+        for round_number in range(1, args.rounds + 1):
+            for busy in (0, 1, 2):
+                with busy_cores(busy):
+                    run_wrk(base, script, 32, 3, 2)  # warm-up
+                    before = cpu_seconds([server.pid])
+                    result = run_wrk(base, script, 32, args.seconds, 2)
+                    used = cpu_seconds([server.pid]) - before
+                print(
+                    f"round {round_number}, {busy} busy core(s): {result.rps:,.0f} requests/s, "
+                    f"{used / result.requests * 1e6:,.0f} µs of CPU per request, "
+                    f"p99 {result.p99_ms:.0f} ms",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
