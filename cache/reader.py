@@ -115,6 +115,11 @@ class ClusterFacts(NamedTuple):
     genres: dict[int, list[str]]  # cluster -> its top genres, for the reasons
 
 
+class ClusterMap(NamedTuple):
+    version: str  # the version the map was read from
+    points: list[list]  # sampled [movieId, x, y, cluster]; empty for a version without a map
+
+
 class UserPage(NamedTuple):
     user: dict  # what `user` answers
     recommendations: list[dict]  # what `user_recommendations` answers
@@ -162,13 +167,13 @@ class CacheReader:
     def user(self, user_id: int) -> dict | None:
         """Favorite cluster and how many movies the user rated in each cluster."""
         _, raw = self._read(keys.USERS, user_id)
-        return _user(user_id, orjson.loads(raw)) if raw else None
+        return None if raw is None else _user(user_id, orjson.loads(raw))
 
     def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
         """The user's cached list of unseen movies, each with why it is there; None if unknown."""
         model, raw = self._read(keys.USERS, user_id)
         length = _length(model, n)
-        return self._recommendations(model, orjson.loads(raw), length) if raw else None
+        return None if raw is None else self._recommendations(model, orjson.loads(raw), length)
 
     def user_page(self, user_id: int, n: int | None) -> UserPage | None:
         """`user` and `user_recommendations` from one read of the entry, for a page showing both."""
@@ -204,9 +209,9 @@ class CacheReader:
         ids = orjson.loads(members)[:length] if members else []
         return {**summary, "movies": self._movies(model, ids)}
 
-    def cluster_map(self) -> list[list]:
-        """Sampled movies as [movieId, x, y, cluster]; empty for a version without a map."""
-        return orjson.loads(self._read(keys.MAP).value or "[]")
+    def cluster_map(self) -> ClusterMap:
+        model, raw = self._read(keys.MAP)
+        return ClusterMap(model.version, orjson.loads(raw or "[]"))
 
     def popular(self, n: int | None) -> list[dict]:
         model, raw = self._read(keys.POPULAR)

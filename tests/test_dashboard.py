@@ -15,9 +15,11 @@ import fakeredis
 import pytest
 from celery import Celery
 
+from cache import keys
 from cache.entries import add_movie, movie_entry
 from cache.keys import VersionKeys
 from cache.publish import publish_version_dir
+from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
 from cache.settings import get_settings
 from db.database import DatabaseUnavailable
@@ -143,6 +145,27 @@ def test_the_overview_draws_the_cluster_map_once_per_version(r, tmp_path, client
     r.set(VersionKeys(new).cluster_map, json.dumps(POINTS[:2]))
     assert "2 sampled movies" in text(page(client, "/dashboard/"))
     assert drawn == [3, 2]
+
+
+def test_a_map_read_after_a_flip_is_kept_under_its_own_version(r, tmp_path, client, monkeypatch):
+    """The view reads the version, a flip happens, then the map is read: the newer version's
+    map must not be kept as the older one's, which a rollback would make active again."""
+    old_points, new = POINTS, "20260202T000000Z-bbbb"
+    r.set(VersionKeys(VERSION).cluster_map, json.dumps(old_points))
+    publish_version_dir(r, fake_version(tmp_path / "models", new))
+    r.set(VersionKeys(new).cluster_map, json.dumps(POINTS[:2]))
+    r.set(keys.ACTIVE, VERSION)
+    read_map = CacheReader.cluster_map
+
+    def flip_first(reader):
+        r.set(keys.ACTIVE, new)
+        return read_map(reader)
+
+    monkeypatch.setattr(CacheReader, "cluster_map", flip_first)
+    page(client, "/dashboard/")  # read VERSION, then drew the new version's map
+    monkeypatch.setattr(CacheReader, "cluster_map", read_map)
+    r.set(keys.ACTIVE, VERSION)  # a rollback
+    assert "3 sampled movies" in text(page(client, "/dashboard/"))
 
 
 def test_the_overview_shows_the_offline_evaluation(app, tmp_path):

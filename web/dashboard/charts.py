@@ -83,24 +83,26 @@ def cluster_map(points: Sequence[Sequence[float]], href: Callable[[int], str]) -
 
 
 class MapDrawing(NamedTuple):
+    version: str  # whose map it is
     svg: Markup | None  # None for a version without a map
     points: int
 
 
 class MapCache:
     """One version's cluster map, drawn once per process: the map of a version never changes,
-    and drawing it reads and walks every sampled movie. A newer version replaces it; the pair is
-    replaced in one assignment, so a thread sees the old one or the new one, never a mix."""
+    and drawing it reads and walks every sampled movie. Another version's map replaces it in one
+    assignment, so a thread sees the old drawing or the new one, never a mix."""
 
     def __init__(self) -> None:
-        self._drawn: tuple[str, MapDrawing] = ("", MapDrawing(None, 0))
+        self._drawn = MapDrawing("", None, 0)
 
     def get(self, version: str, draw: Callable[[], MapDrawing]) -> MapDrawing:
-        drawn_version, drawing = self._drawn
-        if drawn_version != version:
-            drawing = draw()
-            self._drawn = (version, drawing)
-        return drawing
+        """`version`'s map, drawn by `draw` unless kept. It is kept under the version `draw`
+        read it from, which a flip since the caller read `version` may have made a newer one."""
+        drawn = self._drawn
+        if drawn.version != version:
+            drawn = self._drawn = draw()
+        return drawn
 
 
 def _svg(width: int, height: int, title: str, body: str) -> Markup:

@@ -176,10 +176,9 @@ def unknown(unknown: str):
 
 
 def _draw_map(reader: CacheReader) -> MapDrawing:
-    """The map of the version active now: after a flip since the view read the version, it is
-    kept under the older one, and the next view, seeing the newer version, draws again."""
-    points = reader.cluster_map()
-    return MapDrawing(cluster_map(points, _cluster_url) if points else None, len(points))
+    found = reader.cluster_map()
+    svg = cluster_map(found.points, _cluster_url) if found.points else None
+    return MapDrawing(found.version, svg, len(found.points))
 
 
 def _cluster_label(summary: dict) -> str:
