@@ -11,7 +11,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import import_module
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -315,15 +314,15 @@ def _run_stages(
             writer.submit(_write_frame, standardized, out.standardized_ratings, RATINGS_DICTIONARY)
         )
         del standardized
+        drawing: list[Callable[[], dict[str, bytes]]] = []  # the plots, being drawn
 
         def send_to_plotter(clustered: ClusteredMovies) -> None:
             with stages("plots"):
-                plotted = plots_of(plotter, _plot_data(clustered, params))
-                pending.append(writer.submit(_write_plots, out, plotted))
+                drawing.append(plots_of(plotter, _plot_data(clustered, params)))
 
-        # the ONNX exporter's imports (0.1 s) run there while this thread is in native code
-        pending.append(writer.submit(import_module, "pipeline.model_export"))
         built = build(data, params, stages, with_users, send_to_plotter if plotter else None)
+        # written once every stage has worked: a run that fails leaves the plots it replaces
+        pending += [writer.submit(_write_plots, out, plotted) for plotted in drawing]
         metadata = {
             "version": version,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

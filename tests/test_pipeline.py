@@ -202,6 +202,28 @@ def test_the_clusters_are_handed_on_before_the_lists_are_built(small_data):
     np.testing.assert_array_equal(handed[0].movies["cluster"], built.movies["cluster"])
 
 
+def test_a_run_that_fails_after_clustering_leaves_the_plots_it_would_replace(
+    small_data, tmp_path, monkeypatch
+):
+    """The plots are drawn while the lists are computed, but written only once every stage
+    has worked."""
+    from pipeline import run
+
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    earlier = {name: f"earlier {name}".encode() for name in ("cluster_sizes", "genre_share")}
+    for name, image in earlier.items():
+        (plots / f"{name}.png").write_bytes(image)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the lists failed")
+
+    monkeypatch.setattr(run, "similar_movies", broken)
+    with pytest.raises(RuntimeError, match="the lists failed"):
+        run.run_pipeline(small_data, tmp_path)
+    assert {p.stem: p.read_bytes() for p in plots.iterdir()} == earlier
+
+
 def test_a_dead_plot_process_costs_the_plots_nothing():
     """The plot process killed before (or while) it draws: the PNGs are drawn here instead,
     the same bytes it would have sent."""
