@@ -7,6 +7,8 @@ import sys
 import pytest
 
 from pipeline.collector import collector_paused
+from pipeline.plot_process import _load_plotting
+from service import cli
 
 
 @pytest.fixture
@@ -49,3 +51,24 @@ def test_the_console_entry_exits_with_the_commands_status(tmp_path):
     )
     assert failed.returncode == 1
     assert "no saved model" in failed.stderr
+
+
+@pytest.fixture
+def unfrozen():
+    """Each test starts with nothing frozen and gives back what it froze to the collector."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_the_console_entry_freezes_what_is_alive_before_it_exits(unfrozen, monkeypatch):
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 3
+    assert gc.get_freeze_count() > 0
+
+
+def test_the_plot_process_freezes_what_its_imports_made(unfrozen):
+    _load_plotting()
+    assert gc.get_freeze_count() > 0
