@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.bench_serving import BASELINE_APP, busy_cores, cpu_seconds, served
+from benchmarks.bench_serving import baseline_command, busy_cores, cpu_seconds, served
 from benchmarks.wrk_load import run_wrk, write_script
 from service.embedded_redis import LOOPBACK, free_port
 from tests.serving_helpers import serving_env
@@ -26,25 +26,25 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=12.0, help="measured, per run")
     parser.add_argument("--users", type=int, default=610, help="ids 1..users, cycled")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--wrk-threads", type=int, default=2)
     args = parser.parse_args()
     port = free_port()
     base = f"http://{LOOPBACK}:{port}"
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", BASELINE_APP,
-        "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
     env = serving_env(MOVIEREC_OUTPUT=str(args.out))
+    probe = f"{base}/recommend/user/1"
     with (
         TemporaryDirectory() as work,
-        served(command, env, f"{base}/recommend/user/1", Path(work) / "baseline.log") as server,
+        served(baseline_command(port), env, probe, Path(work) / "baseline.log") as server,
     ):
         script = write_script(Path(work), "/recommend/user/", range(1, args.users + 1), "?n=10")
         for round_number in range(1, args.rounds + 1):
             for busy in (0, 1, 2):
-                with busy_cores(busy):
-                    run_wrk(base, script, 32, 3, 2)  # warm-up
+                with busy_cores(busy, args.warmup + args.seconds + 60):
+                    run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
                     before = cpu_seconds([server.pid])
-                    result = run_wrk(base, script, 32, args.seconds, 2)
+                    result = run_wrk(base, script, args.connections, args.seconds, args.wrk_threads)
                     used = cpu_seconds([server.pid]) - before
                 print(
                     f"round {round_number}, {busy} busy core(s): {result.rps:,.0f} requests/s, "

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,15 +140,28 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 @contextmanager
-def busy_cores(count: int) -> Iterator[None]:
-    """`count` shell busy loops, each keeping one core busy, as another job on the machine would."""
-    loops = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(count)]
+def busy_cores(count: int, seconds: float) -> Iterator[None]:
+    """`count` shell busy loops, each keeping one core busy as another job on the machine
+    would, for the block; each also ends by itself after `seconds`, should this process be
+    killed before it can stop them."""
+    loops: list[subprocess.Popen] = []
     try:
+        for _ in range(count):
+            loop = ["timeout", f"{seconds:.0f}", "sh", "-c", "while :; do :; done"]
+            loops.append(subprocess.Popen(loop, start_new_session=True))
         yield
     finally:
         for loop in loops:
-            loop.kill()
+            os.killpg(loop.pid, signal.SIGKILL)  # `timeout` and the loop it runs
             loop.wait()
+
+
+def baseline_command(port: int) -> list[str]:
+    """The baseline's one uvicorn process, as the team document serves it."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", BASELINE_APP,
+        "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
 
 
 def load_endpoint(
@@ -157,7 +171,7 @@ def load_endpoint(
     `pids` are the server's processes, whose CPU time is counted over the measured run."""
     size = check_list(f"{base}/recommend/user/{sample}?n={args.n}", args.n)
     load_average = wait_for_quiet(args.max_load, args.max_wait)
-    with busy_cores(args.busy_cores):
+    with busy_cores(args.busy_cores, args.warmup + args.duration + 60):
         run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
         say(f"{name}: {args.duration:.0f} s, {args.connections} connections, "
             f"load {load_average:.2f}, {args.busy_cores} busy core(s)")  # fmt: skip
@@ -178,10 +192,7 @@ def serving_run(args: argparse.Namespace, work: Path) -> dict:
         ids = sorted(users["userId"].astype(int).tolist())
         script = write_script(work, "/recommend/user/", ids, f"?n={args.n}")
         port = free_port()
-        baseline = [
-            sys.executable, "-m", "uvicorn", "--factory", BASELINE_APP,
-            "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
-        ]  # fmt: skip
+        baseline = baseline_command(port)
         baseline_base = f"http://{LOOPBACK}:{port}"
         env = serving_env(MOVIEREC_OUTPUT=str(service.out))
         probe = f"{baseline_base}/recommend/user/{ids[0]}"
