@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from service.errors import ServiceError, WaitTimeout
+from service.urls import without_password
 
 T = TypeVar("T")
 LOG_TAIL = 2000  # characters of a server's log in the error when it does not come up
@@ -62,12 +62,3 @@ def wait_for_server(
 
     wait_until(answered, timeout, 0.05, failure)
 
-
-def without_password(url: str) -> str:
-    """`url` with its password, if it has one, written as ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    credentials, _, host = parts.netloc.rpartition("@")
-    user = credentials.partition(":")[0]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()

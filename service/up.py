@@ -29,9 +29,10 @@ from service.database_setup import import_if_empty
 from service.embedded_postgres import STOP_SIGNAL, prepare_postgres, start_postgres
 from service.embedded_redis import free_port, start_redis
 from service.errors import ServiceError
-from service.polling import wait_until, without_password
+from service.polling import wait_until
 from service.secret_files import private_secret
 from service.supervisor import Supervisor
+from service.urls import without_password
 from service.web_server import WEB_THREADS, default_web_workers
 from tasks.celery_app import make_celery
 from tasks.jobs import Submission, job_status, submit_retrain

@@ -9,7 +9,7 @@ import pytest
 
 from service.embedded_redis import redis_password, start_redis
 from service.errors import ServiceError
-from service.polling import without_password
+from service.urls import without_password
 from tests.serving_helpers import redis_server
 
 
