@@ -26,7 +26,7 @@ from db.database import DatabaseUnavailable
 from tasks.jobs import record_job
 from tests.serving_helpers import REPO, fake_version
 from tests.test_web_api import TOKEN, VERSION, RecordingCelery
-from web import create_app
+from web import create_app, state
 from web.dashboard.charts import Bar, bar_chart, cluster_map
 
 PAGE_BUDGET_BYTES = 200_000
@@ -55,7 +55,7 @@ def jobs_celery() -> Celery:
 def make_app(r, tmp_path: Path, **config):
     app = create_app({"REDIS": r, "API_TOKEN": TOKEN, "CELERY": RecordingCelery(), **config})
     out = tmp_path / "out"
-    app.extensions["movierec.settings"] = dataclasses.replace(get_settings(), out_dir=out)
+    app.extensions[state.SETTINGS] = dataclasses.replace(get_settings(), out_dir=out)
     return app
 
 

@@ -18,7 +18,7 @@ from db.importer import import_folder
 from service.embedded_postgres import running_postgres
 from tasks.celery_app import TASK_REFRESH_USER
 from tests.test_web_api import TOKEN, RecordingCelery, auth
-from web import STATEMENT_TIMEOUT_SECONDS, create_app
+from web import STATEMENT_TIMEOUT_SECONDS, create_app, state
 
 pytestmark = pytest.mark.integration
 NEW_USER = 800001
@@ -216,7 +216,7 @@ def test_the_web_tier_bounds_its_statements(published, monkeypatch):
         app = create_app({"REDIS": published, "API_TOKEN": TOKEN, "CELERY": RecordingCelery()})
     finally:
         get_settings.cache_clear()
-    assert app.extensions["movierec.database"].statement_timeout == STATEMENT_TIMEOUT_SECONDS
+    assert app.extensions[state.DATABASE].statement_timeout == STATEMENT_TIMEOUT_SECONDS
 
 
 def test_without_a_database_writes_say_what_to_set(published):
