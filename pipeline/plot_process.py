@@ -10,6 +10,8 @@ calling process.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -53,10 +55,27 @@ def _load_plotting() -> None:
     freeze_survivors()
 
 
+def _exit_with_parent() -> None:
+    """The plot process's initializer. A pipeline killed outright (SIGKILL, out of memory)
+    cannot shut its pool down, and the pool's worker would wait for tasks for ever: it leaves
+    as soon as its parent's sentinel says the parent is gone."""
+    parent = multiprocessing.parent_process()
+
+    def leave_when_orphaned() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=leave_when_orphaned, name="parent-watch", daemon=True).start()
+
+
 def start_plot_process() -> ProcessPoolExecutor:
     """One spawned interpreter (not forked: the pipeline's thread pools do not survive a fork),
     already importing matplotlib; submit `draw` to it."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+    )
     pool.submit(_load_plotting)
     return pool
 

@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import joblib
@@ -222,6 +225,40 @@ def test_a_run_that_fails_after_clustering_leaves_the_plots_it_would_replace(
     with pytest.raises(RuntimeError, match="the lists failed"):
         run.run_pipeline(small_data, tmp_path)
     assert {p.stem: p.read_bytes() for p in plots.iterdir()} == earlier
+
+
+ORPHANING = """
+import os, sys, time
+from pipeline.plot_process import start_plot_process
+if __name__ == "__main__":
+    pool = start_plot_process()
+    print(pool.submit(os.getpid).result(), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_plot_process_leaves_when_the_pipeline_is_killed(tmp_path):
+    """SIGKILL gives the pipeline no chance to shut its pool down: the plot process must not
+    stay behind, waiting for work."""
+    script = tmp_path / "orphaning.py"
+    script.write_text(ORPHANING)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (whoever adopted it may not have reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_dead_plot_process_costs_the_plots_nothing():
