@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from db.changes import changed_users_sql
 from pipeline.artifacts import VersionFolder
 from pipeline.cleaning import CleanData
+from pipeline.readers import RATING_COLUMNS, RATING_DTYPES
 from pipeline.run import Loaded, Loader, Stages
 
 RATINGS_QUERY = "SELECT user_id, movie_id, rating, rated_at FROM ratings ORDER BY user_id, movie_id"
@@ -52,7 +53,6 @@ CHANGED_RATINGS_QUERY = (
     "SELECT user_id, movie_id, rating, rated_at FROM ratings"
     " WHERE user_id = ANY($1::bigint[]) ORDER BY user_id, movie_id"
 )
-RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 
 log = logging.getLogger(__name__)
 
@@ -221,12 +221,11 @@ def _ids(column: pa.ChunkedArray) -> np.ndarray:
 
 def _ratings_table(table: pa.Table) -> pa.Table:
     """The pipeline's names and types (bigint ids checked to lie in 1..2^32-1 by the schema)."""
+    stored = zip(RATING_COLUMNS, ("user_id", "movie_id", "rating", "rated_at"), strict=True)
     return pa.table({
-        "userId": table["user_id"].cast(pa.uint32()),
-        "movieId": table["movie_id"].cast(pa.uint32()),
-        "rating": table["rating"].cast(pa.float32()),
-        "timestamp": table["rated_at"].cast(pa.int32()),
-    })  # fmt: skip
+        name: table[column].cast(pa.from_numpy_dtype(RATING_DTYPES[name]))
+        for name, column in stored
+    })
 
 
 def _movies_frame(table: pa.Table) -> pd.DataFrame:

@@ -11,18 +11,11 @@ import pandas as pd
 from pipeline.errors import DataError
 from pipeline.genres import tidy_genres
 from pipeline.indexing import positions_of
-from pipeline.readers import RawDataset, RawTable
+from pipeline.readers import RATING_DTYPES, RawDataset, RawTable
 
 UINT32_MAX = np.iinfo(np.uint32).max
 INT32_MAX = np.iinfo(np.int32).max
 EXAMPLES = 5
-# The spec's compact dtypes: tens of millions of rows take 16 bytes each.
-RATING_DTYPES = {
-    "userId": np.uint32,
-    "movieId": np.uint32,
-    "rating": np.float32,
-    "timestamp": np.int32,
-}
 
 
 @dataclass
