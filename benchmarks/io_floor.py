@@ -2,11 +2,11 @@
 
     python benchmarks/io_floor.py DATA_DIR OUT_DIR
 
-pyarrow reads `ratings.csv` with the pipeline's column types, then writes the cleaned ratings
-CSV and the standardized ratings CSV with the pipeline's columns, dtypes and CSV options, one
-after the other. The standardized column is a global z-score (one pass of pyarrow compute), so
-its floats print with as many digits as the per-user ones. Prints one JSON line: the seconds
-of each step and their sum (`floor`), imports excluded.
+pyarrow reads `ratings.csv` with the compact types the pipeline's reader tries first, then
+writes the cleaned ratings CSV and the standardized ratings CSV with the pipeline's columns,
+dtypes and CSV options, one after the other. The standardized column is a global z-score (one
+pass of pyarrow compute), so its floats print with as many digits as the per-user ones. Prints
+one JSON line: the seconds of each step and their sum (`floor`), imports excluded.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.io import CSV_OPTIONS
-from pipeline.readers import NUMERIC, RATING_COLUMNS, RATING_DTYPES
+from pipeline.readers import COMPACT, RATING_COLUMNS, RATING_DTYPES
 
 
 def floor(data: Path, out: Path) -> dict[str, float]:
@@ -36,7 +36,7 @@ def floor(data: Path, out: Path) -> dict[str, float]:
         timings[name] = round(now - step, 3)
         step = now
 
-    types = {c: NUMERIC[c] for c in RATING_COLUMNS}
+    types = {c: COMPACT[c] for c in RATING_COLUMNS}
     table = pacsv.read_csv(
         data / "ratings.csv", convert_options=pacsv.ConvertOptions(column_types=types)
     )
