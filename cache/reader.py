@@ -120,6 +120,12 @@ class ClusterMap(NamedTuple):
     points: list[list]  # sampled [movieId, x, y, cluster]; empty for a version without a map
 
 
+class UserEntry(NamedTuple):
+    model: ActiveModel
+    entry: dict  # the user's cached value, decoded
+    length: int  # list items asked for
+
+
 class UserPage(NamedTuple):
     user: dict  # what `user` answers
     recommendations: list[dict]  # what `user_recommendations` answers
@@ -171,20 +177,25 @@ class CacheReader:
 
     def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
         """The user's cached list of unseen movies, each with why it is there; None if unknown."""
-        model, raw = self._read(keys.USERS, user_id)
-        length = _length(model, n)
-        return None if raw is None else self._recommendations(model, orjson.loads(raw), length)
+        found = self._user_entry(user_id, n)
+        return None if found is None else self._recommendations(found)
 
     def user_page(self, user_id: int, n: int | None) -> UserPage | None:
         """`user` and `user_recommendations` from one read of the entry, for a page showing both."""
+        found = self._user_entry(user_id, n)
+        if found is None:
+            return None
+        return UserPage(_user(user_id, found.entry), self._recommendations(found))
+
+    def _user_entry(self, user_id: int, n: int | None) -> UserEntry | None:
+        """The user's decoded entry and the list length asked for (checked even when the user
+        is unknown, so a bad `n` is always a 400)."""
         model, raw = self._read(keys.USERS, user_id)
         length = _length(model, n)
-        if raw is None:
-            return None
-        entry = orjson.loads(raw)
-        return UserPage(_user(user_id, entry), self._recommendations(model, entry, length))
+        return None if raw is None else UserEntry(model, orjson.loads(raw), length)
 
-    def _recommendations(self, model: ActiveModel, entry: dict, length: int) -> list[dict]:
+    def _recommendations(self, found: UserEntry) -> list[dict]:
+        model, entry, length = found
         movies = self._movies(model, entry["movies"][:length])
         legend = model.meta["sources"]
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
@@ -195,8 +206,10 @@ class CacheReader:
             movie["reason"] = reasons(movie["cluster"], movie["source"])
         return movies
 
-    def clusters(self) -> list[dict]:
-        return self._clusters(self.active()).summaries
+    def clusters(self, model: ActiveModel | None = None) -> list[dict]:
+        """The summaries of `model`'s version (one a page has already read), else the active
+        one's."""
+        return self._clusters(model or self.active()).summaries
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""

@@ -59,7 +59,7 @@ def _utc(timestamp: float) -> datetime:
 def overview():
     reader = cache()
     model = reader.active()
-    summaries = reader.clusters()
+    summaries = reader.clusters(model)
     drawn = cluster_maps().get(model.version, lambda: _draw_map(reader))
     sizes = [
         Bar(_cluster_label(s), s["size"], f"{s['size']:,}", cluster_color(s["cluster"]), _url(s))
@@ -82,7 +82,7 @@ def clusters():
     reader = cache()
     model = reader.active()
     shown = min(PREVIEW_MOVIES, model.depth)
-    found = [reader.cluster(s["cluster"], shown) for s in reader.clusters()]
+    found = [reader.cluster(s["cluster"], shown) for s in reader.clusters(model)]
     return render_template(
         "dashboard/clusters.html",
         model=model,
@@ -117,7 +117,7 @@ def movie(movie_id: int):
         "dashboard/movie.html",
         model=model,
         movie=found,
-        cluster=_summary(reader.clusters(), found["cluster"]),
+        cluster=_summary(reader.clusters(model), found["cluster"]),
         similar=reader.similar_movies(movie_id, min(SIMILAR, model.depth)) or [],
     )
 
@@ -140,7 +140,7 @@ def user(user_id: int):
     if found is None:
         message = f"The live version has no list for user {user_id}."
         return error_page(404, "User not found", message, NO_LIST_YET)
-    summaries = reader.clusters()
+    summaries = reader.clusters(model)
     history, history_note = _history(user_id)
     return render_template(
         "dashboard/user.html",
