@@ -25,7 +25,7 @@ from cache.writer import write_catalog, write_users
 from db.changes import changed_after, settle
 from db.database import DatabaseUnavailable
 from db.snapshot import database_loader
-from pipeline.artifacts import ModelsFolder
+from pipeline.artifacts import VersionFolder
 from pipeline.errors import DataError
 from pipeline.params import PipelineParams
 from pipeline.run import Loader, train
@@ -90,12 +90,13 @@ def retrain(self: Task) -> dict:
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     settings = get_settings()
     active = versions.active_version(r)
-    source = _training_source(settings, active)
+    live = settings.output.models.version(active) if active else None
+    source = _training_source(settings, live)
 
     def on_stage(stage: str, fraction: float) -> None:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
-    params = served_params(settings.output.models, active)
+    params = served_params(live)
     result = train(source, settings.out_dir, params, on_stage)
     version = result.version
     versions.mark_staging(r, version)
@@ -109,20 +110,18 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     return user_fanout(task.app, version, ranges, len(ids), job_id)
 
 
-def _training_source(settings: Settings, active: str | None) -> Path | Loader:
+def _training_source(settings: Settings, live: VersionFolder | None) -> Path | Loader:
     """A snapshot of the database when there is one (reusing the live version's ratings of
     users unchanged since its snapshot), else the data folder."""
     if settings.database_url:
-        base = settings.output.models.version(active) if active else None
-        return database_loader(settings.database_url, base)
+        return database_loader(settings.database_url, live)
     if settings.data_dir is None:
         raise DataError("MOVIEREC_DATA", "no data folder: set it to a MovieLens folder")
     return settings.data_dir
 
 
-def served_params(models: ModelsFolder, active: str | None) -> PipelineParams:
+def served_params(folder: VersionFolder | None) -> PipelineParams:
     """The live version's training settings, so a retrain keeps the chosen recommender, k..."""
-    folder = models.version(active) if active else None
     if folder is None or not folder.metadata.is_file():
         if folder is not None:
             log.warning("%s is missing: retraining with the default parameters", folder.metadata)

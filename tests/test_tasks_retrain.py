@@ -96,8 +96,8 @@ def test_retrain_keeps_the_served_versions_parameters(tmp_path):
     saved = asdict(served) | {"choose_k": [5, 7], "retired_option": 1}  # JSON has no tuples
     saved["personal"]["retired_option"] = 2
     write_parameters(tmp_path, saved)
-    models = ModelsFolder(tmp_path)
-    assert retrain_module.served_params(models, VERSION) == replace(served, plots=False)
+    live = ModelsFolder(tmp_path).version(VERSION)
+    assert retrain_module.served_params(live) == replace(served, plots=False)
 
 
 @pytest.mark.parametrize(
@@ -111,8 +111,7 @@ def test_versions_written_before_the_rename_keep_their_recommender(tmp_path, wri
 
 
 def test_retrain_without_a_served_version_uses_the_defaults(tmp_path):
-    models = ModelsFolder(tmp_path)
-    assert retrain_module.served_params(models, None) == PipelineParams(plots=False)
+    assert retrain_module.served_params(None) == PipelineParams(plots=False)
 
 
 @pytest.fixture
