@@ -92,7 +92,7 @@ elif mode in ("snapshot", "base", "changed"):
     from pathlib import Path
     from db.snapshot import read_snapshot
     from pipeline import io
-    from pipeline.artifacts import RATINGS_ROW_GROUP, VersionFolder
+    from pipeline.artifacts import VersionFolder
     base = VersionFolder(Path(path))
     start = time.perf_counter()
     data, info = read_snapshot(url, base if mode == "changed" else None)
@@ -102,7 +102,7 @@ elif mode in ("snapshot", "base", "changed"):
     extra["reused"] = info.reused and asdict(info.reused)
     if mode == "base":  # what a retrain leaves for the next one to reuse
         base.path.mkdir(parents=True)
-        io.write_parquet(data.ratings, base.ratings, row_group_size=RATINGS_ROW_GROUP)
+        base.write_ratings(data.ratings)
         io.write_json({"database": asdict(info)}, base.metadata)
 else:
     raise SystemExit(f"unknown read {mode}")

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # the serving side names folders without importing pandas
 
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RATINGS_ROW_GROUP = 1 << 18  # a chunk task reads only the row groups of its users
+# Parquet dictionaries only where ratings repeat few values: for movieId and timestamp
+# pyarrow's default attempt costs three times the plain encoding's CPU and falls back anyway.
+RATINGS_DICTIONARY = ["userId", "rating"]
 # Every version holds its model in both formats; ONNX is the default for `movierec assign` and
 # the web process: the same labels, loaded faster and without scikit-learn (BENCHMARKS.md).
 ONNX, JOBLIB = "onnx", "joblib"
@@ -129,6 +132,14 @@ class VersionFolder:
 
     def params(self, **overrides: Any) -> PipelineParams:
         return PipelineParams.from_metadata(self.read_metadata(), **overrides)
+
+    def write_ratings(self, ratings: pd.DataFrame) -> None:
+        """The ratings a version was trained on, which the next retrain reuses (db.snapshot)."""
+        from pipeline import io
+
+        io.write_parquet(
+            ratings, self.ratings, row_group_size=RATINGS_ROW_GROUP, dictionary=RATINGS_DICTIONARY
+        )
 
     def write_users(self, lists: UserLists) -> None:
         from pipeline import io

@@ -15,7 +15,7 @@ from db.migrate import migrate, migration_files
 from db.snapshot import read_snapshot, user_ratings
 from db.writes import RatingInput, UnknownMovies
 from pipeline import io as artifacts_io
-from pipeline.artifacts import RATINGS_ROW_GROUP, VersionFolder
+from pipeline.artifacts import VersionFolder
 from pipeline.cleaning import clean
 from pipeline.readers import read_dataset
 from service.embedded_postgres import running_postgres, start_postgres
@@ -83,8 +83,7 @@ def test_the_snapshot_is_the_cleaned_folder(url, imported, small_data):
 def _trained_on(snapshot, folder: VersionFolder, **database) -> VersionFolder:
     """A version folder as a retrain leaves it, as far as the next snapshot read looks."""
     folder.path.mkdir(parents=True)
-    ratings = snapshot.data.ratings
-    artifacts_io.write_parquet(ratings, folder.ratings, row_group_size=RATINGS_ROW_GROUP)
+    folder.write_ratings(snapshot.data.ratings)
     recorded = {"pg_snapshot": snapshot.info.pg_snapshot, "database_id": snapshot.info.database_id}
     artifacts_io.write_json({"database": recorded | database}, folder.metadata)
     return folder
