@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.bench_serving import baseline_command, busy_cores, cpu_seconds, served
-from benchmarks.wrk_load import run_wrk, write_script
+from benchmarks.bench_serving import baseline_command, measured_run, served
+from benchmarks.wrk_load import write_script
 from service.embedded_redis import LOOPBACK, free_port
 from tests.serving_helpers import serving_env
 
@@ -41,15 +41,13 @@ def main() -> int:
         script = write_script(Path(work), "/recommend/user/", range(1, args.users + 1), "?n=10")
         for round_number in range(1, args.rounds + 1):
             for busy in (0, 1, 2):
-                with busy_cores(busy, args.warmup + args.seconds + 60):
-                    run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
-                    before = cpu_seconds([server.pid])
-                    result = run_wrk(base, script, args.connections, args.seconds, args.wrk_threads)
-                    used = cpu_seconds([server.pid]) - before
+                result, cpu_us = measured_run(
+                    base, script, [server.pid], busy, args.warmup, args.seconds,
+                    args.connections, args.wrk_threads,
+                )  # fmt: skip
                 print(
                     f"round {round_number}, {busy} busy core(s): {result.rps:,.0f} requests/s, "
-                    f"{used / result.requests * 1e6:,.0f} µs of CPU per request, "
-                    f"p99 {result.p99_ms:.0f} ms",
+                    f"{cpu_us:,.0f} µs of CPU per request, p99 {result.p99_ms:.0f} ms",
                     flush=True,
                 )
     return 0

@@ -164,6 +164,30 @@ def baseline_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+class Measured(NamedTuple):
+    load: LoadResult
+    cpu_us: float  # of the server's processes per request, over the measured run
+
+
+def measured_run(
+    base: str,
+    script: Path,
+    pids: list[int],
+    busy: int,
+    warmup: float,
+    seconds: float,
+    connections: int,
+    wrk_threads: int,
+) -> Measured:
+    """wrk for `warmup` seconds, then `seconds` measured with the CPU time of `pids`; `busy`
+    shell busy loops run beside both."""
+    with busy_cores(busy, warmup + seconds + 60):
+        run_wrk(base, script, connections, warmup, wrk_threads)
+        cpu_before = cpu_seconds(pids)
+        result = run_wrk(base, script, connections, seconds, wrk_threads)
+        return Measured(result, (cpu_seconds(pids) - cpu_before) / result.requests * 1e6)
+
+
 def load_endpoint(
     name: str, base: str, pids: list[int], script: Path, sample: int, args: argparse.Namespace
 ) -> Endpoint:
@@ -171,13 +195,12 @@ def load_endpoint(
     `pids` are the server's processes, whose CPU time is counted over the measured run."""
     size = check_list(f"{base}/recommend/user/{sample}?n={args.n}", args.n)
     load_average = wait_for_quiet(args.max_load, args.max_wait)
-    with busy_cores(args.busy_cores, args.warmup + args.duration + 60):
-        run_wrk(base, script, args.connections, args.warmup, args.wrk_threads)
-        say(f"{name}: {args.duration:.0f} s, {args.connections} connections, "
-            f"load {load_average:.2f}, {args.busy_cores} busy core(s)")  # fmt: skip
-        cpu_before = cpu_seconds(pids)
-        result = run_wrk(base, script, args.connections, args.duration, args.wrk_threads)
-        cpu_us = (cpu_seconds(pids) - cpu_before) / result.requests * 1e6
+    say(f"{name}: {args.duration:.0f} s, {args.connections} connections, "
+        f"load {load_average:.2f}, {args.busy_cores} busy core(s)")  # fmt: skip
+    result, cpu_us = measured_run(
+        base, script, pids, args.busy_cores, args.warmup, args.duration, args.connections,
+        args.wrk_threads,
+    )  # fmt: skip
     say(f"{name}: {result.rps:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
         f"p99 {result.p99_ms:.1f} ms, errors {result.error_count}, "
         f"{cpu_us:.0f} µs of CPU per request")  # fmt: skip
