@@ -60,6 +60,12 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(new, index, 0))
 
 
+def offsets_in_runs(lengths: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """0, 1, ... within each run, for runs of `lengths` laid end to end."""
+    starts = (np.cumsum(lengths) - lengths).astype(dtype)
+    return np.arange(int(lengths.sum()), dtype=dtype) - np.repeat(starts, lengths)
+
+
 def count_distinct(values: np.ndarray) -> int:
     """Distinct values; ratings sorted by user count their users in one linear pass."""
     if len(values) and bool(np.all(values[1:] >= values[:-1])):

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
+from pipeline.indexing import offsets_in_runs
+
 
 def bayesian_score(
     n_ratings: np.ndarray, avg_rating: np.ndarray, global_mean: float, prior_count: float
@@ -66,8 +68,7 @@ def similar_movies(X: np.ndarray, movies: pd.DataFrame, depth: int) -> pd.DataFr
         width = keep.sum(axis=1)
         frames.append(pd.DataFrame({
             "movieId": ids[members][rows],
-            "rank": (np.arange(len(rows)) - np.repeat(np.cumsum(width) - width, width) + 1
-                     ).astype(np.int32),
+            "rank": offsets_in_runs(width, np.int32) + 1,
             "similarId": ids[members][neighbour[keep]],
             "score": 1.0 / (1.0 + distance[keep]),
         }))  # fmt: skip

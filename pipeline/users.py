@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from pipeline.artifacts import UserLists, VersionFolder
 from pipeline.factors import PREFIX, preference, user_matrix
-from pipeline.indexing import group_codes, positions_of
+from pipeline.indexing import group_codes, offsets_in_runs, positions_of
 from pipeline.params import PersonalOptions
 from pipeline.personal import Personal, population_liking
 from pipeline.positions import nth_unexcluded_grouped
@@ -188,8 +188,7 @@ def _nth_free(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first `wanted[i]` slots not seen by `users[i]`, as (user, slot) pairs in user order."""
     user = np.repeat(users, wanted)
-    nth = np.arange(len(user)) - np.repeat(np.cumsum(wanted) - wanted, wanted)
-    return user, nth_unexcluded_grouped(seen_user, seen_slot, user, nth)
+    return user, nth_unexcluded_grouped(seen_user, seen_slot, user, offsets_in_runs(wanted))
 
 
 def _best_in_favorite(
@@ -238,9 +237,8 @@ def _popular_unpicked(
 
 def _ranks(user: np.ndarray, n_users: int) -> np.ndarray:
     """1, 2, ... within each user's run of `user` (ascending user rows), as int32."""
-    per_user = np.bincount(user, minlength=n_users)
-    rank = np.arange(1, len(user) + 1, dtype=np.int32)
-    rank -= np.repeat((np.cumsum(per_user) - per_user).astype(np.int32), per_user)
+    rank = offsets_in_runs(np.bincount(user, minlength=n_users), np.int32)
+    rank += 1
     return rank
 
 
