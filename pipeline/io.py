@@ -17,8 +17,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.memory import release_freed_memory
-
 CSV_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -48,7 +46,6 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """pyarrow's writer: several times faster than DataFrame.to_csv on millions of rows."""
     with atomic_path(path) as tmp:
         pacsv.write_csv(_table(frame), tmp, CSV_OPTIONS)
-    release_freed_memory()
 
 
 def write_parquet(
@@ -60,7 +57,6 @@ def write_parquet(
     """`dictionary`: the columns to dictionary-encode (True: pyarrow tries every column)."""
     with atomic_path(path) as tmp:
         pq.write_table(_table(frame), tmp, row_group_size=row_group_size, use_dictionary=dictionary)
-    release_freed_memory()
 
 
 def write_json(obj: Any, path: str | Path) -> None:
