@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from web.blueprints.jobs import JOB_ID
-from web.blueprints.ratings import PAGE_DEFAULT, PAGE_MAX
+from web.blueprints.ratings import OFFSET_MAX, PAGE_DEFAULT, PAGE_MAX
 from web.blueprints.search import DEFAULT_HITS, MAX_HITS, MAX_QUERY
 from web.bodies import MAX_RATINGS, MAX_TIMESTAMP, MAX_TITLE
 from web.params import MAX_STORED_ID as MAX_ID
@@ -417,7 +417,7 @@ def document() -> dict[str, Any]:
                     "parameters": [
                         stored_user,
                         query_int("limit", 1, PAGE_MAX, f"page size (default {PAGE_DEFAULT})"),
-                        query_int("offset", 0, 2**31 - 1, "ratings to skip (default 0)"),
+                        query_int("offset", 0, OFFSET_MAX, "ratings to skip (default 0)"),
                     ],
                     "responses": {
                         "200": json_body(ref("RatingsPage"), "a page"),

@@ -19,6 +19,7 @@ from web.state import celery, database, redis_client
 bp = Blueprint("ratings", __name__)
 log = logging.getLogger(__name__)
 PAGE_DEFAULT, PAGE_MAX = 50, 500
+OFFSET_MAX = 2**31 - 1  # a PostgreSQL integer
 REFRESH_PENDING = (
     "the job queue (Redis) is unavailable: the ratings are stored, and the list is refreshed "
     "once it is back, or at the next retrain at the latest"
@@ -60,7 +61,7 @@ def list_ratings(user_id: str):
     """Newest first, `limit` (1-500, default 50) from `offset`."""
     user = parse_stored_id(user_id, "user")
     limit = query_int("limit", 1, PAGE_MAX, PAGE_DEFAULT)
-    offset = query_int("offset", 0, 2**31 - 1, 0)
+    offset = query_int("offset", 0, OFFSET_MAX, 0)
     with database().connection() as conn:
         page = writes.ratings_page(conn, user, limit, offset)
     ratings = [
