@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import redis
@@ -147,16 +147,6 @@ def record_chunk_done(r: redis.Redis, job_id: str, user_lo: int, user_hi: int) -
     return pipe.execute()[-1]
 
 
-@dataclass(frozen=True)
-class JobTask:
-    """A Celery task to queue as a job, and what its record says besides its kind."""
-
-    name: str
-    kind: str
-    args: list[int] | None = None
-    fields: dict[str, str | int] = field(default_factory=dict)
-
-
 def _claim(mark: TokenLock, job_id: str) -> str | None:
     """The job the mark names: `job_id` once taken, or the holder's; None when it kept changing
     hands (each holder let go between our failed SET NX and the GET)."""
@@ -170,10 +160,19 @@ def _claim(mark: TokenLock, job_id: str) -> str | None:
 
 
 def _submit_marked(
-    app: Celery, r: redis.Redis, mark: TokenLock, task: JobTask, *, queue_unmarked: bool
+    app: Celery,
+    r: redis.Redis,
+    mark: TokenLock,
+    task: str,
+    kind: str,
+    args: list[int] | None = None,
+    *,
+    queue_unmarked: bool,
+    **fields: str | int,
 ) -> Submission:
-    """Queue `task` as a new job named by `mark`, unless the mark names a job already; when the
-    mark kept changing hands, `queue_unmarked` queues the job without it.
+    """Queue `task` as a new job of `kind` named by `mark`, unless the mark names a job already;
+    when the mark kept changing hands, `queue_unmarked` queues the job without it. `fields` go
+    into the job's record.
 
     A failed send takes the mark back only if it is still this job's: the job may have reached
     the broker after all, started and cleared it, and a later call set its own since.
@@ -183,8 +182,8 @@ def _submit_marked(
     if holder != job_id:
         return Submission(accepted=False, job_id=holder)
     try:
-        record_job(r, job_id, task.kind, **task.fields)
-        app.send_task(task.name, args=task.args, task_id=job_id)
+        record_job(r, job_id, kind, **fields)
+        app.send_task(task, args=args, task_id=job_id)
     except Exception:
         mark.release(job_id)
         raise
@@ -194,7 +193,7 @@ def _submit_marked(
 def submit_retrain(app: Celery, r: redis.Redis) -> Submission:
     """Take the retrain lock for a fresh job id before queueing, so a second caller sees a 409."""
     lock = TokenLock(r, keys.RETRAIN_LOCK, QUEUED_LOCK_SECONDS)
-    return _submit_marked(app, r, lock, JobTask(TASK_RETRAIN, "retrain"), queue_unmarked=False)
+    return _submit_marked(app, r, lock, TASK_RETRAIN, "retrain", queue_unmarked=False)
 
 
 def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
@@ -204,8 +203,10 @@ def submit_refresh_user(app: Celery, r: redis.Redis, user_id: int) -> str:
     the mark is seen by that refresh, and a burst of writes costs one refresh.
     """
     mark = TokenLock(r, keys.refresh_queued_key(user_id), REFRESH_QUEUED_TTL_SECONDS)
-    task = JobTask(TASK_REFRESH_USER, "refresh_user", args=[user_id], fields={"user_id": user_id})
-    return _submit_marked(app, r, mark, task, queue_unmarked=True).job_id
+    return _submit_marked(
+        app, r, mark, TASK_REFRESH_USER, "refresh_user", [user_id], queue_unmarked=True,
+        user_id=user_id,
+    ).job_id  # fmt: skip
 
 
 def public_error(error: object) -> str:
