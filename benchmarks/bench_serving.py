@@ -228,12 +228,13 @@ def serving_run(args: argparse.Namespace, work: Path) -> dict:
                 results.append(
                     load_endpoint(BASELINE, baseline_base, [process.pid], script, ids[0], args)
                 )
+    shipped = UpOptions()  # `up` was started without --workers or --threads
     return {
         "data": str(args.data),
         "counts": version.read_metadata()["counts"],
         "users_cycled": len(ids),
-        "web_workers": UpOptions().web_workers,
-        "web_threads": UpOptions().web_threads,
+        "web_workers": shipped.web_workers,
+        "web_threads": shipped.web_threads,
         "endpoints": [asdict(e) | {"rps": e.load.rps} for e in results],
     }
 
