@@ -10,13 +10,23 @@ from pyarrow import ArrowException
 from cache import versions
 from cache.keys import VersionKeys
 from cache.writer import write_catalog, write_users
-from pipeline.artifacts import VersionFolder
+from pipeline.artifacts import COMPLETE, VersionFolder
 from pipeline.errors import MovierecError
+from store.versions import VersionNotReady, VersionStore
 
 
 class PublishError(MovierecError):
     """The version could not be staged whole, so the pointer was not moved (and what was
     staged is dropped)."""
+
+
+def publish_stored(r: redis.Redis, store: VersionStore, version: str) -> dict:
+    """Fetch a complete version from the store (onto this host, if it is remote), publish it."""
+    try:
+        folder = store.fetch(version, VersionFolder.SERVED + VersionFolder.USER_FILES, COMPLETE)
+    except VersionNotReady as error:
+        raise PublishError(str(error)) from None
+    return publish_version_dir(r, folder)
 
 
 def publish_version_dir(r: redis.Redis, folder: VersionFolder) -> dict:

@@ -11,6 +11,8 @@ from pathlib import Path
 from pipeline.artifacts import OutputFolder
 from pipeline.errors import MovierecError
 from pipeline.settings import REPO, find_data_dir
+from store.settings import StoreSettings
+from store.versions import VersionStore, open_store
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEKLY_SUNDAY_3AM = "0 3 * * 0"
@@ -32,6 +34,7 @@ class Settings:
     grace_seconds: int
     retrain_time_limit: int
     chunk_time_limit: int
+    store: StoreSettings
     lock_ttl_seconds: int = 60  # renewed while the job runs: a dead holder frees it this fast
     keep_versions: int = 3
 
@@ -57,17 +60,19 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        out_dir = Path(env.get("MOVIEREC_OUTPUT") or REPO / "output").resolve()
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             database_url=env.get("MOVIEREC_DATABASE_URL") or None,
             data_env=env.get("MOVIEREC_DATA") or None,
-            out_dir=Path(env.get("MOVIEREC_OUTPUT") or REPO / "output").resolve(),
+            out_dir=out_dir,
             api_token=env.get("MOVIEREC_API_TOKEN") or None,
             retrain_cron=_cron(env.get("MOVIEREC_RETRAIN_CRON") or WEEKLY_SUNDAY_3AM),
             chunk_users=_positive_int(env, "MOVIEREC_CHUNK_USERS", 2000),
             grace_seconds=_positive_int(env, "MOVIEREC_GRACE_SECONDS", 900),
             retrain_time_limit=_positive_int(env, "MOVIEREC_RETRAIN_TIME_LIMIT", 4 * 3600),
             chunk_time_limit=_positive_int(env, "MOVIEREC_CHUNK_TIME_LIMIT", 900),
+            store=StoreSettings.from_env(OutputFolder(out_dir).models.path, env),
             keep_versions=_positive_int(env, "MOVIEREC_KEEP_VERSIONS", 3),
             lock_ttl_seconds=_positive_int(env, "MOVIEREC_LOCK_TTL", 60),
         )
@@ -77,6 +82,11 @@ class Settings:
 def get_settings() -> Settings:
     """Process-wide settings; tests call `get_settings.cache_clear()` after changing the env."""
     return Settings.from_env()
+
+
+def get_store() -> VersionStore:
+    """The version store the settings name, one per process."""
+    return open_store(get_settings().store)
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -60,7 +60,6 @@ def write_catalog(
         "version": version,
         "depth": depth,
         "sources": list(SOURCES),
-        "version_dir": str(folder.path),
         "counts": {"movies": len(movies), "users": n_users, "clusters": len(summary)},
         **(extra_meta or {}),
     }

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pipeline.errors import ParameterError, check_choice
 from pipeline.params import PipelineParams
@@ -28,6 +27,10 @@ RATINGS_DICTIONARY = ["userId", "rating"]
 # Every version holds its model in both formats; ONNX is the default for `movierec assign` and
 # the web process: the same labels, loaded faster and without scikit-learn (BENCHMARKS.md).
 ONNX, JOBLIB = "onnx", "joblib"
+# A version is committed to the store in two steps, each sealed by a marker written last:
+# "trained" (what chunk tasks read) and "complete" (the merged user files too).
+TRAINED, COMPLETE = "trained", "complete"
+REPORTS = "_reports"  # the store's folder of offline reports; never a version id (VERSION_ID)
 MODEL_FORMATS = (ONNX, JOBLIB)
 DEFAULT_MODEL_FORMAT = ONNX
 
@@ -53,14 +56,17 @@ class VersionFolder:
     path: Path
 
     USER_FILES = ("user_favorites.parquet", "user_recommendations.parquet")
-    REQUIRED = (
-        "metadata.json",
-        "movies.parquet",
-        "cluster_summary.json",
-        "movie_similar.parquet",
-        "popular.parquet",
-        *USER_FILES,
-    )
+    CLUSTER_MAP = "cluster_map.json"  # versions before it have none
+    # What each reader needs, so a host fetches no more than that from the store.
+    METADATA = "metadata.json"
+    CATALOG = (METADATA, "movies.parquet")  # pipeline.users.load_catalog
+    TRAINING_RATINGS = (METADATA, "ratings.parquet")
+    LISTS = ("cluster_summary.json", "movie_similar.parquet", "popular.parquet")
+    SERVED = (*CATALOG, *LISTS, CLUSTER_MAP)  # cache.writer.write_catalog
+    REQUIRED = (*CATALOG, *LISTS, *USER_FILES)
+    PARTS = "user_parts"
+    MODEL_FILES: ClassVar[dict[str, str]] = {ONNX: "kmeans_model.onnx", JOBLIB: "kmeans_model.pkl"}
+    MARKERS: ClassVar[dict[str, str]] = {TRAINED: "trained.json", COMPLETE: "complete.json"}
 
     @property
     def version(self) -> str:
@@ -68,22 +74,22 @@ class VersionFolder:
 
     @property
     def metadata(self) -> Path:
-        return self.path / "metadata.json"
+        return self.path / self.METADATA
 
     @property
     def model(self) -> Path:
         """The fitted scikit-learn Pipeline, pickled by joblib."""
-        return self.path / "kmeans_model.pkl"
+        return self.path / self.MODEL_FILES[JOBLIB]
 
     @property
     def onnx_model(self) -> Path:
         """The same model as an ONNX graph (`pipeline.model_store`): loading it runs no code."""
-        return self.path / "kmeans_model.onnx"
+        return self.path / self.MODEL_FILES[ONNX]
 
     def model_file(self, model_format: str) -> Path:
         """The model in one of MODEL_FORMATS."""
-        files = dict(zip(MODEL_FORMATS, (self.onnx_model, self.model), strict=True))
-        return files[check_choice("model format", model_format, files)]
+        name = self.MODEL_FILES[check_choice("model format", model_format, MODEL_FORMATS)]
+        return self.path / name
 
     @property
     def movies(self) -> Path:
@@ -96,7 +102,7 @@ class VersionFolder:
     @property
     def cluster_map(self) -> Path:
         """Sampled movies in 2-D, for the dashboard; versions before it have none."""
-        return self.path / "cluster_map.json"
+        return self.path / self.CLUSTER_MAP
 
     @property
     def similar(self) -> Path:
@@ -122,7 +128,20 @@ class VersionFolder:
     @property
     def parts(self) -> Path:
         """Chunk tasks' user files, until the publish step merges them."""
-        return self.path / "user_parts"
+        return self.path / self.PARTS
+
+    def marker(self, stage: str) -> Path:
+        """The store's seal of a commit step, with the manifest of the files it covers."""
+        return self.path / self.MARKERS[check_choice("commit step", stage, self.MARKERS)]
+
+    def artifacts(self) -> list[Path]:
+        """The version's files, without chunk parts, markers or unfinished writes."""
+        markers = set(self.MARKERS.values())
+        return [
+            path
+            for path in sorted(self.path.iterdir())
+            if path.is_file() and not path.name.startswith(".") and path.name not in markers
+        ]
 
     def missing(self) -> list[str]:
         return [name for name in self.REQUIRED if not (self.path / name).is_file()]
@@ -152,31 +171,24 @@ class VersionFolder:
 
         return UserLists(pd.read_parquet(self.favorites), pd.read_parquet(self.recommendations))
 
-    def write_user_part(self, user_lo: int, user_hi: int, lists: UserLists) -> None:
-        """Atomic per-chunk files, so a retried chunk simply overwrites its own earlier attempt."""
-        from pipeline import io
 
-        name = f"{user_lo:010d}-{user_hi:010d}"
-        self.parts.mkdir(exist_ok=True)
-        io.write_parquet(lists.favorites, self.parts / f"favorites-{name}.parquet")
-        io.write_parquet(lists.recommendations, self.parts / f"recommendations-{name}.parquet")
+def write_user_part(parts: Path, user_lo: int, user_hi: int, lists: UserLists) -> list[Path]:
+    """One chunk's two files in `parts`, named by its range: a retried chunk overwrites them."""
+    from pipeline import io
 
-    def merge_user_parts(self) -> int:
-        """Concatenate the chunk files into the two user files; returns the user count.
+    name = f"{user_lo:010d}-{user_hi:010d}"
+    written = [parts / f"favorites-{name}.parquet", parts / f"recommendations-{name}.parquet"]
+    io.write_parquet(lists.favorites, written[0])
+    io.write_parquet(lists.recommendations, written[1])
+    return written
 
-        A redelivered publish finds the parts merged and removed, and keeps the merged files.
-        """
-        import pyarrow.parquet as pq
 
-        if not self.parts.exists() and self.favorites.is_file() and self.recommendations.is_file():
-            return pq.ParquetFile(self.favorites).metadata.num_rows
-        lists = UserLists(
-            _concat(self.parts, "favorites-*.parquet", ["userId"]),
-            _concat(self.parts, "recommendations-*.parquet", ["userId", "rank"]),
-        )
-        self.write_users(lists)
-        shutil.rmtree(self.parts)
-        return len(lists.favorites)
+def merge_user_parts(parts: Path) -> UserLists:
+    """Every chunk's files in `parts` as the two user frames, in user order."""
+    return UserLists(
+        _concat(parts, "favorites-*.parquet", ["userId"]),
+        _concat(parts, "recommendations-*.parquet", ["userId", "rank"]),
+    )
 
 
 def _concat(parts: Path, pattern: str, order: list[str]) -> pd.DataFrame:
@@ -321,7 +333,7 @@ class OutputFolder:
 
     @property
     def model(self) -> Path:
-        return self.path / "kmeans_model.pkl"
+        return self.path / VersionFolder.MODEL_FILES[JOBLIB]
 
     @property
     def summary(self) -> Path:

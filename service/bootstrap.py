@@ -1,4 +1,4 @@
-"""Making sure a version is live: the cached one, else the newest complete folder, else train."""
+"""Making sure a version is live: the cached one, else the store's newest complete, else train."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Callable
 import redis
 
 from cache import versions
-from cache.publish import publish_version_dir
+from cache.publish import publish_stored
 from cache.settings import Settings
+from store.versions import open_store
 
 
 def ensure_active(
@@ -25,12 +26,13 @@ def ensure_active(
     if active:
         say(f"serving cached version {active}")
         return active
-    latest = settings.output.models.latest()
+    store = open_store(settings.store)
+    latest = store.latest()
     if latest is None:
         say("no model yet: training ...")
         summary = train()
     else:
-        say(f"publishing {latest.version} ...")
-        summary = publish_version_dir(r, latest)
+        say(f"publishing {latest} from {store.url} ...")
+        summary = publish_stored(r, store, latest)
     say(f"published {summary['version']}: {summary['users']} users")
     return summary["version"]

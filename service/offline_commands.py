@@ -164,23 +164,28 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     with collector_paused():
         from pipeline.run import run_pipeline
 
+    from store.versions import store_for_output
+
     start = time.perf_counter()
-    result = run_pipeline(
-        data_dir(args.data, args.out, say), output_dir(args.out), params_from(args), print_stage
-    )
+    out = output_dir(args.out)
+    result = run_pipeline(data_dir(args.data, args.out, say), out, params_from(args), print_stage)
+    store_for_output(out).commit(result.folder)
     print(summary_table(result))
     print(f"wall time {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    from pipeline.artifacts import TRAINED, VersionFolder
     from pipeline.model_store import assign_movie, load_model
+    from store.versions import store_for_output
 
-    models = OutputFolder(output_dir(args.out)).models
-    folder = models.version(args.version) if args.version else models.latest()
-    if folder is None:
-        raise DataError(models.path, "no saved model; run `movierec pipeline` first")
-    model = load_model(folder, args.format)
+    store = store_for_output(output_dir(args.out))
+    version = args.version or store.latest()
+    if version is None:
+        raise DataError(store.url, "no saved model; run `movierec pipeline` first")
+    names = (VersionFolder.METADATA, VersionFolder.MODEL_FILES[args.format])
+    model = load_model(store.fetch(version, names, TRAINED), args.format)
     print(assign_movie(model, args.genres, args.avg_rating, args.n_ratings))
     return 0
 
@@ -218,6 +223,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tuning_text,
     )
     from pipeline.io import write_json
+    from store.versions import store_for_output
 
     source, baselines = data_dir(args.data, args.out, say), args.baseline or BASELINE_NAMES
     if args.protocol == COLD_START:
@@ -243,6 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cold = args.protocol == COLD_START
     path = out.cold_start_evaluation if cold else out.evaluation
     write_json(report, path)
+    store_for_output(out.path).put_report(path)  # what the dashboard shows, on every web host
     if not args.no_plot:
         chart = cold_start_chart if cold else bar_chart
         chart(report, out.cold_start_evaluation_plot if cold else out.evaluation_plot)

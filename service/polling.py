@@ -61,4 +61,3 @@ def wait_for_server(
         return None
 
     wait_until(answered, timeout, 0.05, failure)
-

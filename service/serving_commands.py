@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from cache.settings import get_settings
+from cache.settings import get_settings, get_store
 from service.web_server import WEB_THREADS, default_web_workers, default_workers
 
 # In-memory schedule: no pickled state file, and a weekly crontab needs no catch-up memory.
@@ -68,16 +68,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from cache.publish import PublishError, publish_version_dir
+    from cache.publish import PublishError, publish_stored
     from cache.redis_client import get_redis
-    from pipeline.artifacts import OutputFolder
+    from store.versions import store_for_output
 
-    output = OutputFolder(Path(args.out).resolve()) if args.out else get_settings().output
-    models = output.models
-    folder = models.version(args.version) if args.version else models.latest()
-    if folder is None:
-        raise PublishError(f"no complete version in {models.path}: run `movierec pipeline` first")
-    print(json.dumps(publish_version_dir(get_redis(), folder), indent=2))
+    store = store_for_output(Path(args.out).resolve()) if args.out else get_store()
+    version = args.version or store.latest()
+    if version is None:
+        raise PublishError(f"no complete version in {store.url}: run `movierec pipeline` first")
+    print(json.dumps(publish_stored(get_redis(), store, version), indent=2))
     return 0
 
 
@@ -90,7 +89,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     def train_here() -> dict:
         """Only when no version is live: the training libraries load then, not before."""
-        from cache.publish import publish_version_dir
+        from cache.publish import publish_stored
         from pipeline.params import PipelineParams
         from pipeline.run import run_pipeline
         from service.database_setup import training_source
@@ -98,7 +97,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
         source = training_source(settings, say)
         result = run_pipeline(source, settings.out_dir, PipelineParams(plots=False), print_stage)
-        return publish_version_dir(r, result.folder)
+        get_store().commit(result.folder)
+        return publish_stored(r, get_store(), result.version)
 
     ensure_active(r, settings, train_here, lambda message: print(f"movierec: {message}"))
     return 0

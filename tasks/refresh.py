@@ -64,8 +64,9 @@ def _refresh(r: redis.Redis, user_id: int) -> dict:
     version = versions.active_version(r)
     if version is None:
         raise NoActiveVersion("no model version is active")
-    folder = version_folder(version)
     db = worker_database()
+    names = VersionFolder.CATALOG if db else VersionFolder.CATALOG + VersionFolder.TRAINING_RATINGS
+    folder = version_folder(version, names)
     if db is None:
         ratings = read_user_ratings(folder, user_id, user_id)
         if ratings.empty:

@@ -10,6 +10,7 @@ job's final state is the publish result.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import redis
@@ -20,16 +21,24 @@ from celery.utils.log import get_task_logger
 from cache import keys, versions
 from cache.publish import PublishError, finish_publish
 from cache.redis_client import get_redis
-from cache.settings import Settings, get_settings
+from cache.settings import Settings, get_settings, get_store
 from cache.writer import write_catalog, write_users
 from db.changes import changed_after, settle
 from db.database import DatabaseUnavailable
 from db.snapshot import database_loader
-from pipeline.artifacts import VersionFolder
+from pipeline.artifacts import (
+    COMPLETE,
+    TRAINED,
+    VersionFolder,
+    merge_user_parts,
+    write_user_part,
+)
 from pipeline.errors import DataError
 from pipeline.params import PipelineParams
 from pipeline.run import Loader, train
 from pipeline.users import read_user_ratings, recommend_users, user_ids
+from store.objects import StoreUnavailable
+from store.versions import VersionNotReady, VersionStore
 from tasks.celery_app import (
     TASK_PUBLISH,
     TASK_RELEASE_LOCK,
@@ -88,9 +97,8 @@ def retrain(self: Task) -> dict:
 
 
 def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
-    settings = get_settings()
-    active = versions.active_version(r)
-    live = settings.output.models.version(active) if active else None
+    settings, store = get_settings(), get_store()
+    live = _live_base(store, versions.active_version(r))
     source = _training_source(settings, live)
 
     def on_stage(stage: str, fraction: float) -> None:
@@ -99,6 +107,7 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     params = served_params(live)
     result = train(source, settings.out_dir, params, on_stage)
     version = result.version
+    store.commit_trained(result.folder)  # what the chunk tasks read, on whichever host
     versions.mark_staging(r, version)
     record_job(r, job_id, "retrain", staged=version)
     ids = user_ids(result.folder)
@@ -108,6 +117,18 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     _progress(task, job_id, "users", TRAIN_SHARE, version=version)
     log.info("retrain %s: %s, %d users in %d chunks", job_id, version, len(ids), len(ranges))
     return user_fanout(task.app, version, ranges, len(ids), job_id)
+
+
+def _live_base(store: VersionStore, active: str | None) -> VersionFolder | None:
+    """The live version's parameters and ratings, which the retrain keeps and reuses; None when
+    the store has no complete copy of it (an unreachable store fails the job here)."""
+    if active is None:
+        return None
+    try:
+        return store.fetch(active, VersionFolder.TRAINING_RATINGS, COMPLETE)
+    except VersionNotReady as error:
+        log.warning("%s: training from scratch with the default parameters", error)
+        return None
 
 
 def _training_source(settings: Settings, live: VersionFolder | None) -> Path | Loader:
@@ -133,7 +154,7 @@ def served_params(folder: VersionFolder | None) -> PipelineParams:
     bind=True,
     name=TASK_USERS_CHUNK,
     **time_limits(SETTINGS.chunk_time_limit),
-    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError, StoreUnavailable),
     retry_backoff=True,
     max_retries=5,
 )
@@ -145,10 +166,12 @@ def users_chunk(self: Task, version: str, user_lo: int, user_hi: int, job_id: st
     r = get_redis()
     hold_lock(r, job_id)
     with retrain_heartbeat(r, get_settings(), job_id):
-        folder = version_folder(version)
+        folder = version_folder(version, VersionFolder.CATALOG + VersionFolder.TRAINING_RATINGS)
         lists = recommend_users(read_user_ratings(folder, user_lo, user_hi), catalog_for(folder))
-        folder.write_user_part(user_lo, user_hi, lists)
         hold_lock(r, job_id)  # the lock lapsed meanwhile (a stalled worker): write nothing
+        with tempfile.TemporaryDirectory() as parts:
+            for path in write_user_part(Path(parts), user_lo, user_hi, lists):
+                get_store().put_part(version, path)
         written = write_users(r, version, lists)
     done = record_chunk_done(r, job_id, user_lo, user_hi)
     total = int(r.hget(keys.job_key(job_id), "chunks_total") or done)
@@ -175,10 +198,9 @@ def publish_version(
         if chunk_users != n_users:
             raise PublishError(f"chunks computed {chunk_users} users, expected {n_users}")
         with retrain_heartbeat(r, settings, job_id):
-            version_folder(version).merge_user_parts()
+            complete_version(get_store(), version)
         hold_lock(r, job_id)
         summary = finish_publish(r, version, expected_users=n_users)
-        settings.output.models.write_latest(version)
         summary["dropped"] = versions.cleanup(
             r, settings.grace_seconds, settings.job_deadline_seconds
         )
@@ -191,10 +213,27 @@ def publish_version(
     return summary
 
 
+def complete_version(store: VersionStore, version: str) -> None:
+    """Merge the chunk parts in the store into the user files and seal the version complete.
+
+    A redelivered publish finds it complete and does nothing again."""
+    try:
+        store.manifest(version, COMPLETE)
+        return
+    except VersionNotReady:
+        pass
+    folder = store.fetch(version, (), TRAINED)  # where this host keeps the version's files
+    with tempfile.TemporaryDirectory() as scratch:
+        folder.write_users(merge_user_parts(store.fetch_parts(version, Path(scratch))))
+    store.commit_complete(folder)
+    store.drop_parts(version)
+
+
 def catch_up(r: redis.Redis, version: str) -> dict[str, int]:
     """Refresh the users whose ratings changed after the version's snapshot, in the version now
     live: nothing written during a retrain is lost. A failure here is left to the pending sweep."""
-    snapshot = version_folder(version).read_metadata().get("database", {}).get("pg_snapshot")
+    metadata = version_folder(version, (VersionFolder.METADATA,)).read_metadata()
+    snapshot = metadata.get("database", {}).get("pg_snapshot")
     db = worker_database()
     if snapshot is None or db is None:
         return {}

@@ -23,6 +23,7 @@ from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
 from cache.settings import get_settings
 from db.database import DatabaseUnavailable
+from store.versions import store_for_output
 from tasks.jobs import record_job
 from tests.serving_helpers import REPO, fake_version
 from tests.test_web_api import TOKEN, VERSION, RecordingCelery
@@ -53,8 +54,10 @@ def jobs_celery() -> Celery:
 
 
 def make_app(r, tmp_path: Path, **config):
-    app = create_app({"REDIS": r, "API_TOKEN": TOKEN, "CELERY": RecordingCelery(), **config})
     out = tmp_path / "out"
+    store = store_for_output(out)
+    config = {"REDIS": r, "API_TOKEN": TOKEN, "CELERY": RecordingCelery(), "STORE": store} | config
+    app = create_app(config)
     app.extensions[state.SETTINGS] = dataclasses.replace(get_settings(), out_dir=out)
     return app
 
@@ -180,6 +183,7 @@ def test_the_overview_shows_the_offline_evaluation(app, tmp_path):
     }
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "evaluation.json").write_text(json.dumps(report))
+    store_for_output(tmp_path / "out").put_report(tmp_path / "out" / "evaluation.json")
     words = text(page(app.test_client(), "/dashboard/"))
     assert "Top-10 lists on held-out ratings of 591 users" in words
     assert "precision ndcg popular 0.0560 0.0740 personal 0.0883 0.1201" in words

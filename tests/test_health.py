@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import fakeredis
@@ -15,6 +16,8 @@ from cache.publish import publish_version_dir
 from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
 from db.database import DatabaseUnavailable
+from store.local import LocalBackend
+from store.versions import VersionStore
 from tasks import monitoring
 from tasks.heartbeats import read_liveness, record_beat_tick, record_heartbeat
 from tests.serving_helpers import fake_version
@@ -22,6 +25,7 @@ from web import create_app
 from web.health import check_health
 
 VERSION = "20260101T000000Z-aaaa"
+STORE = VersionStore(LocalBackend(Path("no-models-here")), None)  # reachable, and empty
 TRAINED = datetime.fromisoformat("2026-01-01T00:00:00+00:00").timestamp()
 NOW = TRAINED + 3600.0
 
@@ -60,12 +64,13 @@ def everything_up(r, reader) -> CacheReader:
 
 def test_all_parts_up(everything_up):
     database = FakeDatabase()
-    report = check_health(everything_up, database, NOW)
+    report = check_health(everything_up, database, STORE, NOW)
     assert report.ok
     assert report.body() == {
         "status": "ok",
         "model_version": VERSION,
         "down": [],
+        "degraded": [],
         "parts": {
             "redis": {"status": "ok"},
             "model": {
@@ -77,6 +82,7 @@ def test_all_parts_up(everything_up):
             "workers": {"status": "ok", "alive": ["celery@a"]},
             "beat": {"status": "ok", "last_tick_age_seconds": 5.0},
             "database": {"status": "ok"},
+            "store": {"status": "ok", "url": STORE.url},
         },
     }
     assert database.queries == ["SELECT 1"]
@@ -84,7 +90,7 @@ def test_all_parts_up(everything_up):
 
 def test_an_expired_heartbeat_means_the_workers_are_down(r, reader):
     record_heartbeat(r, "celery@a", NOW - 20)
-    report = check_health(reader, None, NOW)
+    report = check_health(reader, None, STORE, NOW)
     assert report.down == ["workers"]
     workers = report.parts["workers"]
     assert workers["status"] == "down" and workers["alive"] == []
@@ -97,23 +103,23 @@ def test_one_live_worker_is_enough_and_the_long_gone_are_forgotten(r, reader):
     record_heartbeat(r, "celery@old", NOW - 30)
     record_heartbeat(r, "celery@new", NOW - 2)
     assert sorted(read_liveness(r).workers) == ["celery@new", "celery@old"]
-    assert check_health(reader, None, NOW).parts["workers"] == {
+    assert check_health(reader, None, STORE, NOW).parts["workers"] == {
         "status": "ok",
         "alive": ["celery@new"],
     }
 
 
 def test_no_worker_ever_seen(reader):
-    workers = check_health(reader, None, NOW).parts["workers"]
+    workers = check_health(reader, None, STORE, NOW).parts["workers"]
     assert workers["status"] == "down" and workers["last_heartbeat_age_seconds"] is None
 
 
 def test_beat_not_seen_yet_is_no_failure_but_a_late_beat_is(r, reader):
     record_heartbeat(r, "celery@a", NOW)
-    fresh = check_health(reader, None, NOW)
+    fresh = check_health(reader, None, STORE, NOW)
     assert fresh.parts["beat"] == {"status": "not seen yet"} and fresh.ok
     record_beat_tick(r, NOW - 200)
-    late = check_health(reader, None, NOW)
+    late = check_health(reader, None, STORE, NOW)
     assert late.down == ["beat"]
     assert late.parts["beat"]["status"] == "late"
     assert late.parts["beat"]["last_tick_age_seconds"] == 200.0
@@ -121,26 +127,26 @@ def test_beat_not_seen_yet_is_no_failure_but_a_late_beat_is(r, reader):
 
 def test_no_active_version_is_down_with_the_way_to_publish(r):
     record_heartbeat(r, "celery@a", NOW)
-    report = check_health(CacheReader(r), None, NOW)
+    report = check_health(CacheReader(r), None, STORE, NOW)
     assert report.down == ["model"] and report.body()["model_version"] is None
     assert "published" in report.parts["model"]["error"]
     assert "movierec pipeline" in report.parts["model"]["hint"]
 
 
 def test_the_database_down_or_not_configured(everything_up):
-    down = check_health(everything_up, FakeDatabase(up=False), NOW)
+    down = check_health(everything_up, FakeDatabase(up=False), STORE, NOW)
     assert down.down == ["database"]
     assert down.parts["database"] == {
         "status": "down",
         "error": "the database is unavailable: connection refused",
     }
-    unset = check_health(everything_up, None, NOW)
+    unset = check_health(everything_up, None, STORE, NOW)
     assert unset.ok and unset.parts["database"] == {"status": "not configured"}
 
 
 def test_redis_down_leaves_what_it_keeps_unknown_and_still_checks_the_database():
     reader = CacheReader(redis_from_url("redis://127.0.0.1:1/0", WEB))
-    report = check_health(reader, FakeDatabase(), NOW)
+    report = check_health(reader, FakeDatabase(), STORE, NOW)
     assert report.down == ["redis"]
     assert report.parts["redis"]["status"] == "down"
     assert "ConnectionError" in report.parts["redis"]["error"]
@@ -150,7 +156,8 @@ def test_redis_down_leaves_what_it_keeps_unknown_and_still_checks_the_database()
 
 
 def test_the_endpoint_answers_503_naming_what_is_down(r, reader):
-    client = create_app({"REDIS": r, "DATABASE": FakeDatabase(up=False)}).test_client()
+    client = create_app({"REDIS": r, "DATABASE": FakeDatabase(up=False), "STORE": STORE})
+    client = client.test_client()
     response = client.get("/health")
     assert response.status_code == 503
     body = response.get_json()
@@ -160,7 +167,7 @@ def test_the_endpoint_answers_503_naming_what_is_down(r, reader):
 
 def test_the_endpoint_answers_200_when_everything_is_up(r, reader):
     record_heartbeat(r, "celery@a", time.time())
-    client = create_app({"REDIS": r, "DATABASE": FakeDatabase()}).test_client()
+    client = create_app({"REDIS": r, "DATABASE": FakeDatabase(), "STORE": STORE}).test_client()
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"

@@ -26,6 +26,8 @@ from pipeline.model_store import (
 from pipeline.readers import read_dataset
 from pipeline.run import PipelineParams, build
 from service.cli import main
+from store.local import LocalBackend
+from store.versions import VersionStore, store_for_output
 from tests.test_architecture import PACKAGES, ROOT, modules, string_literals
 from web.errors import ApiError
 from web.new_movies import ModelCache
@@ -148,6 +150,7 @@ def test_save_models_records_what_it_wrote(version, tmp_path):
 
 def test_assign_loads_either_format_of_a_chosen_version(small_run, capsys):
     out = str(small_run.folder.path.parents[1])
+    store_for_output(Path(out)).commit(small_run.folder)
     results = set()
     for model_format in MODEL_FORMATS:
         args = ["assign", "--genres", "Drama|War", "--out", out, "--format", model_format]
@@ -170,7 +173,14 @@ def test_the_onnx_model_places_a_movie_without_pandas_or_scikit_learn(version):
 
 
 def active(folder: VersionFolder) -> ActiveModel:
-    return ActiveModel(folder.version, {"version_dir": str(folder.path)})
+    return ActiveModel(folder.version, {})
+
+
+def model_cache(folder: VersionFolder, model_format: str = DEFAULT_MODEL_FORMAT) -> ModelCache:
+    """A web process's model cache over a store holding `folder`, committed as it is."""
+    store = VersionStore(LocalBackend(folder.path.parent), None)
+    store.commit_trained(folder)
+    return ModelCache(store, model_format)
 
 
 def test_the_web_answers_503_for_a_version_it_cannot_trust(copy):
@@ -178,11 +188,13 @@ def test_the_web_answers_503_for_a_version_it_cannot_trust(copy):
     del metadata["model_files"]
     copy.metadata.write_text(json.dumps(metadata))
     with pytest.raises(ApiError) as refused:
-        ModelCache().cluster_of(active(copy), "Drama")
+        model_cache(copy).cluster_of(active(copy), "Drama")
     assert refused.value.status == 503 and str(copy.path) not in refused.value.message
 
 
 @pytest.mark.parametrize("model_format", MODEL_FORMATS)
 def test_the_web_places_new_movies_with_either_format(version, model_format):
-    cluster = ModelCache(model_format).cluster_of(active(version), "Animation|Children|Comedy")
+    cluster = model_cache(version, model_format).cluster_of(
+        active(version), "Animation|Children|Comedy"
+    )
     assert cluster == assign_movie(load_model(version, "joblib"), "Animation|Children|Comedy")

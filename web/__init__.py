@@ -12,7 +12,7 @@ from flask import Flask
 
 from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
-from cache.settings import get_settings
+from cache.settings import get_settings, get_store
 from db.database import database
 from tasks.celery_app import celery_app
 from web import dashboard, openapi, state
@@ -31,7 +31,7 @@ STATEMENT_TIMEOUT_SECONDS = 5.0
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` may override API_TOKEN, REDIS (a client), CELERY, DATABASE
-    (a db.database.Database)."""
+    (a db.database.Database), STORE (a store.versions.VersionStore)."""
     settings = get_settings()
     app = Flask(__name__)
     app.config.update(
@@ -51,7 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         url and database(url, statement_timeout=STATEMENT_TIMEOUT_SECONDS)
     )
     app.extensions[state.TITLES] = search.TitleIndex()
-    app.extensions[state.MODELS] = ModelCache()
+    store = app.extensions[state.STORE] = app.config.get("STORE") or get_store()
+    app.extensions[state.MODELS] = ModelCache(store)
     app.extensions[state.MAPS] = MapCache()
 
     install_request_metrics(app)

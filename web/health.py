@@ -13,12 +13,16 @@ import redis
 
 from cache.reader import ActiveModel, CacheReader, NoActiveVersion
 from db.database import Database, DatabaseUnavailable
+from store.objects import StoreUnavailable
+from store.versions import VersionStore
 from tasks.heartbeats import BEAT_LATE_SECONDS, WORKER_ALIVE_SECONDS, Liveness, read_liveness
 from tasks.jobs import public_error
 from web.errors import HOW_TO_PUBLISH
 
 OK, DOWN, LATE = "ok", "down", "late"
 FAILING = (DOWN, LATE)
+# A part whose failure leaves every read answering: the store (lists come from Redis).
+DEGRADED = "degraded"
 UNKNOWN = "unknown"  # kept in Redis, which is down
 NOT_SEEN_YET = "not seen yet"  # no beat has started against this Redis: not a failure
 NOT_CONFIGURED = "not configured"  # no MOVIEREC_DATABASE_URL: writes are off, reads go on
@@ -33,31 +37,39 @@ class HealthReport:
         return [name for name, part in self.parts.items() if part["status"] in FAILING]
 
     @property
+    def degraded(self) -> list[str]:
+        return [name for name, part in self.parts.items() if part["status"] == DEGRADED]
+
+    @property
     def ok(self) -> bool:
         return not self.down
 
     def body(self) -> dict:
+        status = DOWN if self.down else DEGRADED if self.degraded else OK
         return {
-            "status": OK if self.ok else DOWN,
+            "status": status,
             "model_version": self.parts["model"].get("version"),
             "down": self.down,
+            "degraded": self.degraded,
             "parts": self.parts,
         }
 
 
-def check_health(reader: CacheReader, database: Database | None, now: float) -> HealthReport:
+def check_health(
+    reader: CacheReader, database: Database | None, store: VersionStore, now: float
+) -> HealthReport:
     """Every part's state at `now` (Unix seconds); `database` is None when none is configured."""
     try:
         liveness = read_liveness(reader.r)
         model = _model(reader, now)
     except redis.RedisError as error:
-        store = {"status": DOWN, "error": public_error(error)}
+        cache = {"status": DOWN, "error": public_error(error)}
         model = workers = beat = {"status": UNKNOWN}
     else:
-        store = {"status": OK}
+        cache = {"status": OK}
         workers, beat = _workers(liveness, now), _beat(liveness, now)
-    parts = {"redis": store, "model": model, "workers": workers, "beat": beat}
-    return HealthReport(parts | {"database": _database(database)})
+    parts = {"redis": cache, "model": model, "workers": workers, "beat": beat}
+    return HealthReport(parts | {"database": _database(database), "store": _store(store)})
 
 
 def version_age(model: ActiveModel, now: float) -> float | None:
@@ -114,6 +126,16 @@ def _database(database: Database | None) -> dict:
     except DatabaseUnavailable as error:
         return {"status": DOWN, "error": str(error)}
     return {"status": OK}
+
+
+def _store(store: VersionStore) -> dict:
+    """Degraded, not down, when unreachable: lists and movies are served from Redis; only
+    retrains and placing a new movie on a host without the model need the store."""
+    try:
+        store.check()
+    except StoreUnavailable as error:
+        return {"status": DEGRADED, "url": store.url, "error": str(error)}
+    return {"status": OK, "url": store.url}
 
 
 def _rounded(seconds: float | None) -> float | None:

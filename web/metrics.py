@@ -33,6 +33,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from cache.reader import ActiveModel, CacheReader, NoActiveVersion
+from store.objects import BYTES as STORE_BYTES
+from store.objects import OPERATIONS as STORE_OPERATIONS
 from tasks.job_metrics import JobRuns, read_job_runs
 from web.health import version_age
 
@@ -67,8 +69,8 @@ def exposition(reader: CacheReader) -> Response:
     if MULTIPROCESS_DIR in os.environ:
         MultiProcessCollector(registry)
     else:
-        registry.register(REQUESTS)
-        registry.register(LATENCY)
+        for metric in (REQUESTS, LATENCY, STORE_OPERATIONS, STORE_BYTES):
+            registry.register(metric)
     registry.register(CacheMetrics(reader))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 

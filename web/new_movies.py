@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from cache.reader import ActiveModel
-from pipeline.artifacts import DEFAULT_MODEL_FORMAT, VersionFolder
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, TRAINED, VersionFolder
+from store.objects import StoreUnavailable
+from store.versions import VersionNotReady, VersionStore
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 
 class ModelCache:
-    def __init__(self, model_format: str = DEFAULT_MODEL_FORMAT) -> None:
+    def __init__(self, store: VersionStore, model_format: str = DEFAULT_MODEL_FORMAT) -> None:
+        self.store = store
         self.model_format = model_format
         self._lock = threading.Lock()
         self._loaded: tuple[str, Any] | None = None
@@ -39,15 +41,32 @@ class ModelCache:
             return self._loaded[1]
 
     def _load(self, active: ActiveModel) -> Any:
-        """503 when the model cannot be trusted; the details (paths) go to the log only."""
+        """503 when the model cannot be had or trusted; the details (paths) go to the log only.
+
+        The files come from the version store, once per host: while the store is unreachable a
+        host that has them cached still places movies."""
         from pipeline.model_store import ModelFileError, load_model
 
+        names = (VersionFolder.METADATA, VersionFolder.MODEL_FILES[self.model_format])
         try:
-            return load_model(VersionFolder(Path(active.meta["version_dir"])), self.model_format)
-        except ModelFileError as error:
+            folder = self.store.fetch(active.version, names, TRAINED)
+        except StoreUnavailable as error:
             log.error("cannot place new movies: %s", error)
             raise ApiError(
-                503,
-                f"the live version {active.version} has no usable model to place new movies; "
-                "retrain it (POST /jobs/retrain)",
+                503, "the version store holding the model is unreachable; try again shortly"
             ) from error
+        except VersionNotReady as error:
+            raise self._unusable(active, error) from error
+        try:
+            return load_model(folder, self.model_format)
+        except ModelFileError as error:
+            raise self._unusable(active, error) from error
+
+    @staticmethod
+    def _unusable(active: ActiveModel, error: Exception) -> ApiError:
+        log.error("cannot place new movies: %s", error)
+        return ApiError(
+            503,
+            f"the live version {active.version} has no usable model to place new movies; "
+            "retrain it (POST /jobs/retrain)",
+        )

@@ -11,6 +11,7 @@ from flask import current_app
 from cache.reader import CacheReader
 from cache.settings import Settings
 from db.database import Database
+from store.versions import VersionStore
 from web.errors import ApiError
 from web.new_movies import ModelCache
 
@@ -26,6 +27,7 @@ DATABASE = "movierec.database"
 TITLES = "movierec.titles"
 MODELS = "movierec.models"
 MAPS = "movierec.maps"
+STORE = "movierec.store"
 
 
 def cache() -> CacheReader:
@@ -42,6 +44,10 @@ def celery() -> Celery:
 
 def settings() -> Settings:
     return current_app.extensions[SETTINGS]
+
+
+def version_store() -> VersionStore:
+    return current_app.extensions[STORE]
 
 
 def titles() -> TitleIndex:

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, request, url_for
 from cache.reader import NoActiveVersion
 from web.health import check_health
 from web.metrics import exposition
-from web.state import cache, optional_database
+from web.state import cache, optional_database, version_store
 
 bp = Blueprint("status", __name__)
 RUNNING = "Recommender System API is running"
@@ -41,7 +41,7 @@ def index():
 @bp.get("/health")
 def health():
     """Every dependency's state; 503 when one is down, named in `down` (see web.health)."""
-    report = check_health(cache(), optional_database(), time.time())
+    report = check_health(cache(), optional_database(), version_store(), time.time())
     return jsonify(report.body()), 200 if report.ok else 503
 
 

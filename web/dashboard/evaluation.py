@@ -1,6 +1,7 @@
 """The offline quality figures `movierec evaluate` last wrote, shaped for the overview's table.
 
-The report is a file of the output folder, not part of a version: it is read on each view (a
+The report is kept in the version store beside the versions (`movierec evaluate` puts it
+there), so every web host shows it; it is not part of a version: it is read on each view (a
 few kilobytes) and shown with the time it was written, so nobody takes it for the live
 version's own figures.
 """
@@ -8,8 +9,13 @@ version's own figures.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
-from pathlib import Path
+
+from store.objects import StoreUnavailable
+from store.versions import VersionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,14 +34,22 @@ class Evaluation:
     methods: list[Method]
 
 
-def read_evaluation(path: Path) -> Evaluation | None:
-    """None when no evaluation ran, or its file cannot be read as one."""
+def read_evaluation(store: VersionStore, name: str) -> Evaluation | None:
+    """None when no evaluation ran, its report cannot be read as one, or the store holding it
+    does not answer (the overview goes on without the section)."""
     try:
-        report = json.loads(path.read_text())
-        written_at = path.stat().st_mtime
-        results: dict[str, dict] = report["results"]
-    except (OSError, ValueError, KeyError, TypeError):
+        stored = store.read_report(name)
+    except StoreUnavailable as error:
+        log.warning("offline quality not shown: %s", error)
         return None
+    if stored is None:
+        return None
+    try:
+        report = json.loads(stored.data)
+        results: dict[str, dict] = report["results"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    written_at = stored.modified.timestamp()
     metrics = list(next(iter(results.values()), {}))
     descriptions = report.get("methods", {})
     methods = [

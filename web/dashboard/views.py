@@ -17,7 +17,15 @@ from web.dashboard.errors import error_page, register_page_errors
 from web.dashboard.evaluation import read_evaluation
 from web.dashboard.recent_jobs import recent_jobs
 from web.params import MAX_STORED_ID
-from web.state import NO_DATABASE, cache, celery, cluster_maps, optional_database, settings
+from web.state import (
+    NO_DATABASE,
+    cache,
+    celery,
+    cluster_maps,
+    optional_database,
+    settings,
+    version_store,
+)
 
 bp = Blueprint(
     "dashboard",
@@ -72,7 +80,7 @@ def overview():
         sizes=bar_chart(sizes, "Movies per cluster"),
         cluster_map=drawn.svg,
         points=drawn.points,
-        evaluation=read_evaluation(settings().output.evaluation),
+        evaluation=read_evaluation(version_store(), settings().output.evaluation.name),
         jobs=recent_jobs(celery(), reader.r),
     )
 
