@@ -83,8 +83,10 @@ class VersionStore:
     def _seal(self, folder: VersionFolder, manifest: Manifest, files: list[Path]) -> Manifest:
         for path in files:
             self.backend.put_file(_key(folder.version, path.name), path)
-        marker = folder.marker(manifest.stage).name
-        self.backend.put_bytes(_key(folder.version, marker), manifest.to_bytes())
+        marker, data = folder.marker(manifest.stage).name, manifest.to_bytes()
+        self.backend.put_bytes(_key(folder.version, marker), data)
+        if self.cache:
+            self.cache.keep_marker(folder.version, marker, data)
         self._manifests[(folder.version, manifest.stage)] = manifest
         return manifest
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import S3Server, running_s3_server
+
 # tests/ is <workspace>/main/tests, so parents[2] is the workspace holding shared/data.
 SHARED_DATA = Path(
     os.environ.get("MOVIEREC_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -107,3 +109,10 @@ def served_archive(mirror: Mirror, shared_data: Path) -> Path:
     """The real ml-latest-small archive on the local mirror."""
     name = "ml-latest-small.zip"
     return Path(shutil.copy(shared_data / name, mirror.folder / name))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server for the session; each test takes a bucket of its own."""
+    with running_s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
