@@ -314,6 +314,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--startup-timeout", type=float, default=1800.0, help="for each `up`")
     parser.add_argument("--max-wait", type=float, default=120.0, help="longest wait for quiet")
     parser.add_argument("--poll-quiet", type=float, default=20.0, help="seconds between checks")
+    parser.add_argument("--commit", help="what the tree is, when it is not a git checkout")
     parser.add_argument("--write", type=Path, help="put the results into this markdown file")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     return parser.parse_args()
@@ -328,9 +329,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     from importlib.metadata import version as package_version
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    )
     report = {
         "command": "python -m benchmarks.bench_store " + " ".join(sys.argv[1:]),
         "commit": commit or "unknown",
@@ -340,12 +344,12 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="movierec-bench-store-", dir=args.work) as folder:
         report |= run(args, Path(folder))
+    if args.json:  # first: the raw results survive a failure below
+        args.json.write_text(json.dumps(report, indent=2, default=str))
     body = markdown(report, args)
     print(body)
     if args.write:
         write_section(args.write, body)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
 
 

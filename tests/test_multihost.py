@@ -107,13 +107,17 @@ def cluster(s3_server: S3Server, tmp_path_factory) -> Iterator[Cluster]:
             app.close()
 
 
-@pytest.fixture(scope="module")
-def retrained(cluster) -> dict:
+def retrain(cluster: Cluster) -> dict:
     status, started = cluster.send("POST", "/jobs/retrain")
     assert status == 202, started
     job = cluster.job(started["job_id"])
     assert job["state"] == "SUCCESS", (job, cluster.logs["worker-b"].read_text()[-3000:])
     return job
+
+
+@pytest.fixture(scope="module")
+def retrained(cluster) -> dict:
+    return retrain(cluster)
 
 
 def test_a_retrain_spreads_its_chunks_over_both_workers(cluster, retrained):
@@ -154,3 +158,33 @@ def test_a_rating_and_a_new_movie_show_up_at_once(cluster, retrained):
     assert status == 201, movie
     status, found = http("GET", f"{cluster.base}/movie/{movie['movieId']}")
     assert status == 200 and found["cluster"] == movie["cluster"]
+
+
+def test_reads_go_on_and_a_new_movie_waits_while_the_store_is_frozen(s3_server, cluster):
+    """The web host never fetched the new version's model: without the store it cannot place
+    a movie, answers 503 with a JSON error, and places it once the store is back."""
+    retrain(cluster)
+    body = {"title": "Frozen Store (2026)", "genres": "Comedy"}
+    with s3_server.frozen():
+        started = time.monotonic()
+        status, refused = cluster.send("POST", "/movies", body)
+        assert status == 503 and "store" in refused["error"]
+        assert time.monotonic() - started < 5
+        for path in ("/recommend/user/2?n=5", "/movie/1", "/popular", "/clusters"):
+            assert http("GET", cluster.base + path)[0] in (200, 404), path
+        status, health = http("GET", cluster.base + "/health")
+        assert status == 200 and health["status"] == "degraded"
+        assert health["degraded"] == ["store"]
+    status, placed = cluster.send("POST", "/movies", body)
+    assert status == 201, placed
+
+
+def test_a_retrain_without_the_store_fails_frees_the_lock_and_keeps_serving(s3_server, cluster):
+    live = http("GET", cluster.base + "/health")[1]["model_version"]
+    with s3_server.frozen():
+        status, started = cluster.send("POST", "/jobs/retrain")
+        assert status == 202
+        job = cluster.job(started["job_id"])
+        assert job["state"] == "FAILURE" and "store" in job["error"], job
+        assert http("GET", cluster.base + "/health")[1]["model_version"] == live
+    retrain(cluster)  # the lock was freed
