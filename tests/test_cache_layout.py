@@ -13,8 +13,11 @@ from cache.lock import TokenLock
 from cache.publish import PublishError, finish_publish, publish_version_dir
 from cache.reader import CacheReader, LengthTooLong, NoActiveVersion
 from cache.writer import encode_users, write_catalog, write_users
-from pipeline.artifacts import ModelsFolder, UserLists, VersionFolder
+from pipeline.artifacts import ModelsFolder, UserLists, VersionFolder, write_user_part
+from store.local import LocalBackend
+from store.versions import VersionStore
 from tasks.fanout import user_ranges
+from tasks.retrain import complete_version
 from tests.serving_helpers import DEPTH, FAVORITES, RECOMMENDATIONS, fake_version
 
 V1, V2, V3 = "20260101T000000Z-aaaa", "20260102T000000Z-bbbb", "20260103T000000Z-cccc"
@@ -243,18 +246,22 @@ def test_user_ranges_cover_every_user_once():
 
 
 def test_chunk_parts_merge_into_the_documented_user_files(tmp_path):
-    folder = VersionFolder(tmp_path)
+    store = VersionStore(LocalBackend(tmp_path / "models"), None)
+    folder = VersionFolder(tmp_path / "models" / "20260101T000000Z-aaaa")
+    folder.path.mkdir(parents=True)
+    folder.metadata.write_text("{}")
+    store.commit_trained(folder)
     for lo, hi in ((3, 3), (1, 2)):  # written out of order, as parallel chunks finish
         fav = FAVORITES[FAVORITES["userId"].between(lo, hi)]
         recs = RECOMMENDATIONS[RECOMMENDATIONS["userId"].between(lo, hi)]
-        folder.write_user_part(lo, hi, UserLists(fav, recs))
-    assert folder.merge_user_parts() == 3
-    assert folder.merge_user_parts() == 3  # a redelivered publish keeps the merged files
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "user_favorites.parquet"), FAVORITES)
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "user_recommendations.parquet"), RECOMMENDATIONS
-    )
-    assert not (tmp_path / "user_parts").exists()
+        for part in write_user_part(tmp_path / "chunk", lo, hi, UserLists(fav, recs)):
+            store.put_part(folder.version, part)
+    complete_version(store, folder.version)
+    complete_version(store, folder.version)  # a redelivered publish keeps the merged files
+    pd.testing.assert_frame_equal(pd.read_parquet(folder.favorites), FAVORITES)
+    pd.testing.assert_frame_equal(pd.read_parquet(folder.recommendations), RECOMMENDATIONS)
+    assert not folder.parts.exists()
+    assert store.latest() == folder.version
 
 
 def test_latest_version_needs_a_complete_folder(models):
