@@ -4,6 +4,7 @@
     <root>/<version>/user_parts/<part>   chunk tasks' outputs, until publish merges them
     <root>/<version>/trained.json        marker: the manifest of what chunk tasks read
     <root>/<version>/complete.json       marker: the same plus the merged user files
+    <root>/LATEST                        the newest version published: what a new service publishes
     <root>/_reports/<name>               offline evaluation reports, for every web host
 
 Object stores cannot rename a folder, so a version exists for readers only once its marker is
@@ -26,6 +27,7 @@ from pipeline.artifacts import (
     REPORTS,
     TRAINED,
     VERSION_ID,
+    ModelsFolder,
     OutputFolder,
     VersionFolder,
 )
@@ -33,6 +35,8 @@ from store.host_cache import HostCache
 from store.manifest import Manifest, entries_of
 from store.objects import Backend, StoreMissing
 from store.settings import StoreSettings
+
+LATEST = ModelsFolder(Path()).latest_marker.name
 
 
 class VersionNotReady(StoreMissing):
@@ -76,9 +80,17 @@ class VersionStore:
         return self._seal(folder, trained.extended(COMPLETE, entries_of(files)), files)
 
     def commit(self, folder: VersionFolder) -> Manifest:
-        """A version made whole in one run (`movierec pipeline`): both steps."""
+        """A version made whole in one run (`movierec pipeline`): both steps, then LATEST."""
         self.commit_trained(folder)
-        return self.commit_complete(folder)
+        manifest = self.commit_complete(folder)
+        self.mark_latest(folder.version)
+        return manifest
+
+    def mark_latest(self, version: str) -> None:
+        """LATEST names the newest version published (or made whole offline): what a service
+        with an empty cache publishes first. Only a complete version can be named."""
+        self.manifest(version, COMPLETE)
+        self.backend.put_bytes(LATEST, f"{version}\n".encode())
 
     def _seal(self, folder: VersionFolder, manifest: Manifest, files: list[Path]) -> Manifest:
         for path in files:
@@ -170,9 +182,13 @@ class VersionStore:
         return StoredVersion(version, stage, newest)
 
     def latest(self) -> str | None:
-        """The newest complete version."""
-        complete = [v.version for v in self.versions() if v.stage == COMPLETE]
-        return complete[-1] if complete else None
+        """The version LATEST names, if it is complete in the store."""
+        try:
+            version = self.backend.read_bytes(LATEST).decode().strip()
+            self.manifest(version, COMPLETE)
+        except (StoreMissing, UnicodeDecodeError):
+            return None
+        return version
 
     def read_report(self, name: str) -> Report | None:
         key = _key(REPORTS, name)

@@ -23,6 +23,7 @@ def cleanup_versions() -> dict[str, list[str]]:
     dropped = versions.cleanup(r, settings.grace_seconds, settings.job_deadline_seconds)
     pointers = versions.read_pointers(r)
     protected = {pointers.active, pointers.previous, *pointers.staging, *pointers.retired}
+    protected.add(store.latest())
     removed = store.prune(
         protected - {None}, settings.keep_versions, settings.job_deadline_seconds, datetime.now(UTC)
     )

@@ -201,6 +201,7 @@ def publish_version(
             complete_version(get_store(), version)
         hold_lock(r, job_id)
         summary = finish_publish(r, version, expected_users=n_users)
+        get_store().mark_latest(version)
         summary["dropped"] = versions.cleanup(
             r, settings.grace_seconds, settings.job_deadline_seconds
         )

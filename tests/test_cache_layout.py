@@ -13,7 +13,13 @@ from cache.lock import TokenLock
 from cache.publish import PublishError, finish_publish, publish_version_dir
 from cache.reader import CacheReader, LengthTooLong, NoActiveVersion
 from cache.writer import encode_users, write_catalog, write_users
-from pipeline.artifacts import ModelsFolder, UserLists, VersionFolder, write_user_part
+from pipeline.artifacts import (
+    COMPLETE,
+    ModelsFolder,
+    UserLists,
+    VersionFolder,
+    write_user_part,
+)
 from store.local import LocalBackend
 from store.versions import VersionStore
 from tasks.fanout import user_ranges
@@ -261,7 +267,7 @@ def test_chunk_parts_merge_into_the_documented_user_files(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(folder.favorites), FAVORITES)
     pd.testing.assert_frame_equal(pd.read_parquet(folder.recommendations), RECOMMENDATIONS)
     assert not folder.parts.exists()
-    assert store.latest() == folder.version
+    assert store.versions()[0].stage == COMPLETE
 
 
 def test_latest_version_needs_a_complete_folder(models):

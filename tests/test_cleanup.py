@@ -34,6 +34,7 @@ def test_keeps_the_newest_and_the_protected(tmp_path):
         "20260101T000000Z-a",
         "20260301T000000Z-c",
         "20260401T000000Z-d",
+        "LATEST",
     ]
 
 

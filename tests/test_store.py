@@ -68,6 +68,8 @@ def test_a_version_is_visible_only_once_its_step_is_sealed(store, tmp_path):
     assert [(v.version, v.stage) for v in store.versions()] == [(VERSION, TRAINED)]
     store.commit_complete(with_users(folder))
     assert store.fetch(VERSION, VersionFolder.USER_FILES).favorites.read_bytes() == b"favorites"
+    assert store.latest() is None  # not published yet
+    store.mark_latest(VERSION)
     assert store.latest() == VERSION
 
 
