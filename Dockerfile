@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
+COPY store ./store
 COPY cache ./cache
 COPY db ./db
 COPY tasks ./tasks
