@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.artifacts import OutputFolder
 from pipeline.errors import MovierecError
 from pipeline.settings import REPO, find_data_dir
 from store.settings import StoreSettings
-from store.versions import VersionStore, open_store
+
+if TYPE_CHECKING:  # store.versions loads prometheus_client, which must come after the
+    from store.versions import VersionStore  # web server sets its multiprocess folder
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEKLY_SUNDAY_3AM = "0 3 * * 0"
@@ -86,6 +89,8 @@ def get_settings() -> Settings:
 
 def get_store() -> VersionStore:
     """The version store the settings name, one per process."""
+    from store.versions import open_store
+
     return open_store(get_settings().store)
 
 

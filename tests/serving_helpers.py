@@ -18,6 +18,8 @@ import pandas as pd
 
 from pipeline.artifacts import VersionFolder
 from service.embedded_redis import start_redis
+from store.local import LocalBackend
+from store.versions import VersionStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +132,7 @@ def fake_version(models_dir: Path, version: str, title_tag: str = "") -> Version
     }
     (folder / "metadata.json").write_text(json.dumps(metadata))
     (folder / "kmeans_model.pkl").write_bytes(b"")
-    (models_dir / "LATEST").write_text(version + "\n")
+    VersionStore(LocalBackend(models_dir), None).commit(VersionFolder(folder))  # and LATEST
     return VersionFolder(folder)
 
 

@@ -18,6 +18,7 @@ from db.database import Database
 from db.importer import import_folder
 from pipeline.artifacts import ModelsFolder
 from service.embedded_postgres import running_postgres
+from store.versions import open_store
 from tasks.celery_app import make_celery
 from tasks.jobs import job_status, submit_retrain
 from tests.serving_helpers import redis_server, serving_env, spawn_cli, stop, wait_until
@@ -51,6 +52,7 @@ def live(small_data, tmp_path_factory):
             wait_until(lambda: app.control.ping(timeout=0.5), 60, "the worker to answer a ping")
             r = redis_from_url(redis_url)
             config = {"REDIS": r, "CELERY": app, "DATABASE": database, "API_TOKEN": TOKEN}
+            config["STORE"] = open_store(settings.store)
             client = create_app(config).test_client()
             live = Live(app, r, settings, client)
             assert live.retrain()["state"] == "SUCCESS"

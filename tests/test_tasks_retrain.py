@@ -12,7 +12,7 @@ import pytest
 
 from cache import keys, versions
 from cache.publish import PublishError
-from cache.settings import get_settings, get_store
+from cache.settings import get_settings
 from cache.writer import write_catalog, write_users
 from pipeline.artifacts import ModelsFolder, UserLists
 from pipeline.params import FAVORITE_CLUSTER, PERSONAL, PersonalOptions, PipelineParams
@@ -125,7 +125,6 @@ def models(tmp_path, monkeypatch):
 def stage_merged_version(r, models) -> int:
     """A version whose chunks ran and whose parts a first publish attempt already merged."""
     folder = fake_version(models, VERSION)
-    get_store().commit(folder)
     versions.mark_staging(r, VERSION)
     write_catalog(r, folder, n_users=len(FAVORITES))
     return write_users(r, VERSION, UserLists(FAVORITES, RECOMMENDATIONS))

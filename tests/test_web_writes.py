@@ -16,6 +16,7 @@ from cache.settings import get_settings
 from db.database import Database
 from db.importer import import_folder
 from service.embedded_postgres import running_postgres
+from store.versions import store_for_output
 from tasks.celery_app import TASK_REFRESH_USER
 from tests.test_web_api import TOKEN, RecordingCelery, auth
 from web import STATEMENT_TIMEOUT_SECONDS, create_app, state
@@ -47,8 +48,10 @@ def broker() -> RecordingCelery:
 
 
 @pytest.fixture
-def client(published, database, broker):
-    config = {"REDIS": published, "API_TOKEN": TOKEN, "CELERY": broker}
+def client(small_run, published, database, broker):
+    store = store_for_output(small_run.folder.path.parents[1])
+    store.commit(small_run.folder)  # as `movierec pipeline` does: the web host fetches the model
+    config = {"REDIS": published, "API_TOKEN": TOKEN, "CELERY": broker, "STORE": store}
     return create_app(config | {"DATABASE": database}).test_client()
 
 
