@@ -111,7 +111,10 @@ def retrain(cluster: Cluster) -> dict:
     status, started = cluster.send("POST", "/jobs/retrain")
     assert status == 202, started
     job = cluster.job(started["job_id"])
-    assert job["state"] == "SUCCESS", (job, cluster.logs["worker-b"].read_text()[-3000:])
+    assert job["state"] == "SUCCESS", (
+        job.get("error"),
+        cluster.logs["worker-b"].read_text()[-3000:],
+    )
     return job
 
 
