@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import settings
-from pipeline.settings import SAMPLE, SampleUnavailable, data_dir, find_data_dir
+from pipeline.settings import SAMPLE, SampleUnavailable, data_dir, data_on_disk, find_data_dir
 from service.cli import main
 from service.embedded_redis import free_port
 from tests.conftest import Mirror
@@ -50,6 +50,19 @@ def test_the_rule_prefers_the_flag_then_the_sample_beside_the_repository(no_samp
     beside.mkdir(parents=True)
     settings.BUNDLED_SAMPLE = beside
     assert find_data_dir(None, no_sample) == beside
+
+
+def test_without_downloading_the_rule_finds_movierec_data_then_an_earlier_download(
+    no_sample, monkeypatch, mirror: Mirror, served_archive
+):
+    """`data_on_disk`, which the tests needing the real sample share with `movierec up`."""
+    assert data_on_disk() is None and mirror.requests == []  # it never downloads
+    monkeypatch.setenv(settings.DOWNLOAD_URL_VARIABLE, mirror.url)
+    downloaded = data_dir(None, None, print)
+    assert data_on_disk() == downloaded == no_sample / "data" / SAMPLE
+    monkeypatch.setenv("MOVIEREC_DATA", "chosen")
+    assert data_on_disk() == Path("chosen")
+    assert data_on_disk("flag") == Path("flag")
 
 
 def test_the_sample_is_downloaded_once_into_the_output_folder(
