@@ -11,7 +11,42 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from pipeline import settings
+
+# The synthetic folder most tests run on: big enough for ten clusters, fifty-movie lists and
+# chunked retrains, small enough that the suite reads it in seconds (30k ratings: 194 users,
+# ~6,500 movies). Every 25th title is accented, so UTF-8 titles reach every reader and writer.
+SYNTHETIC_RATINGS, SYNTHETIC_SEED, ACCENTED_EVERY = 30_000, 42, 25
+# How the tests that need the real sample say where to get it.
+GET_THE_SAMPLE = (
+    f"needs the real {settings.SAMPLE} sample, not found by `movierec up`'s rule (MOVIEREC_DATA, "
+    f"{settings.BUNDLED_SAMPLE}, output/data/{settings.SAMPLE}): run `movierec download "
+    f"--dataset {settings.SAMPLE} --to DIR`, then set MOVIEREC_DATA=DIR/{settings.SAMPLE}"
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a MovieLens folder holds, counted from its CSV files alone."""
+
+    users: int
+    movies: int
+    ratings: int
+    tags: int
+
+    @classmethod
+    def of(cls, folder: Path) -> Shape:
+        ratings = pd.read_csv(folder / "ratings.csv", usecols=["userId"])
+        return cls(
+            users=ratings["userId"].nunique(),
+            movies=len(pd.read_csv(folder / "movies.csv", usecols=["movieId"])),
+            ratings=len(ratings),
+            tags=len(pd.read_csv(folder / "tags.csv", usecols=["movieId"])),
+        )
+
 
 # tests/ is <workspace>/main/tests, so parents[2] is the workspace holding shared/data.
 SHARED_DATA = Path(
@@ -28,20 +63,89 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_data() -> Path:
-    """ml-latest-small: MOVIEREC_DATA when set, else the shared copy beside the repository."""
-    path = Path(os.environ.get("MOVIEREC_DATA") or SHARED_DATA / "ml-latest-small")
-    assert (path / "ratings.csv").is_file(), f"ml-latest-small not found at {path}"
-    return path
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MovieLens-shaped folder, made once per run by pipeline.synth with a fixed seed.
+
+    Tests that need MovieLens data but not the real sample's numbers run on it, so they run
+    on a fresh clone with nothing beside it and no network.
+    """
+    from pipeline.synth import synthesize
+
+    folder = tmp_path_factory.mktemp("synthetic")
+    synthesize(SYNTHETIC_RATINGS, folder, SYNTHETIC_SEED, accented_every=ACCENTED_EVERY)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_shape(small_data: Path) -> Shape:
+    """The synthetic folder's counts, for tests that check nothing is lost or added."""
+    return Shape.of(small_data)
+
+
+@pytest.fixture(scope="session")
+def small_movies(small_data: Path) -> pd.DataFrame:
+    """The synthetic movies.csv as pandas reads it, for tests that pick known movies."""
+    return pd.read_csv(small_data / "movies.csv")
+
+
+@pytest.fixture(scope="session")
+def small_ratings(small_data: Path) -> pd.DataFrame:
+    """The synthetic ratings.csv as pandas reads it, for tests that pick known ratings."""
+    return pd.read_csv(small_data / "ratings.csv")
+
+
+@dataclass(frozen=True)
+class Known:
+    """Movies of the synthetic folder that tests name (its ids are not the sample's 1, 2, 3)."""
+
+    movie: int  # the catalogue's first movie: its title is accented
+    title: str
+    most_rated: tuple[int, ...]  # the twenty most rated movies, most rated first
+
+    def first_ratings(self, *values: float) -> dict[int, float]:
+        """The most rated movies given `values` in turn, as a new user would rate them."""
+        return dict(zip(self.most_rated, values, strict=False))
+
+
+@pytest.fixture(scope="session")
+def known(small_movies: pd.DataFrame, small_ratings: pd.DataFrame) -> Known:
+    """Movies to name in requests; ties in popularity go to the lower id, so the pick is fixed."""
+    counts = small_ratings["movieId"].value_counts(sort=False)
+    most_rated = counts.sort_index().sort_values(ascending=False, kind="stable").index[:20]
+    first = small_movies.iloc[0]
+    return Known(int(first["movieId"]), first["title"], tuple(int(m) for m in most_rated))
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """The real ml-latest-small, found by `movierec up`'s rule; skips when it is not there.
+
+    Only tests whose point is the real sample use it: its quality floors and its quirks.
+    """
+    found = settings.data_on_disk()
+    if found is None or not (found / "ratings.csv").is_file():
+        pytest.skip(GET_THE_SAMPLE)
+    return found
+
+
+def pipeline_run(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A whole pipeline run on `data` into a new output folder; returns its TrainResult."""
+    from pipeline.run import run_pipeline
+
+    return run_pipeline(data, tmp_path_factory.mktemp("output"))
 
 
 @pytest.fixture(scope="session")
 def small_run(small_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One pipeline run on ml-latest-small, shared by the tests that only read its artifacts."""
-    from pipeline.run import run_pipeline
+    """One pipeline run on the synthetic folder, shared by the tests that only read its
+    artifacts."""
+    return pipeline_run(small_data, tmp_path_factory)
 
-    out = tmp_path_factory.mktemp("output")
-    return run_pipeline(small_data, out)
+
+@pytest.fixture(scope="session")
+def sample_run(sample_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One pipeline run on the real sample; skips without it, as `sample_data` does."""
+    return pipeline_run(sample_data, tmp_path_factory)
 
 
 @pytest.fixture

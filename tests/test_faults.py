@@ -1,7 +1,7 @@
-"""The fault suite: `movierec up` on ml-latest-small while one of its parts dies or runs out of
-room. Each test runs one case of benchmarks/faults.py with a short load and asserts what must
-hold; `python -m benchmarks.faults --seconds 30` runs the same cases at full length and prints
-the table of RELIABILITY.md.
+"""The fault suite: `movierec up` on the synthetic MovieLens folder while one of its parts dies
+or runs out of room. Each test runs one case of benchmarks/faults.py with a short load and
+asserts what must hold; `python -m benchmarks.faults --seconds 30` runs the same cases at full
+length on ml-latest-small and prints the table of RELIABILITY.md.
 
 Two `up`s, one per group (the kills, then the resource faults); each group ends with Ctrl-C,
 which must leave no process behind. The two-beats case waits for a cron tick (up to a minute):
@@ -31,7 +31,7 @@ from tests.serving_helpers import redis_server, wait_until
 
 pytestmark = pytest.mark.fault
 LOAD_SECONDS = 8.0  # per load here; RELIABILITY.md's figures come from 30 s runs
-KILLS_CHUNK_USERS = 10  # ml-latest-small's 610 users in 61 chunks: a users phase of seconds
+KILLS_CHUNK_USERS = 3  # the synthetic folder's 194 users in 65 chunks: a users phase of seconds
 
 
 def ran(result: CaseResult) -> CaseResult:
