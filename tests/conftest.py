@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import hashlib
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import settings
+from pipeline import download, settings
 
 # The synthetic folder most tests run on: big enough for ten clusters, fifty-movie lists and
 # chunked retrains, small enough that the suite reads it in seconds (30k ratings: 194 users,
@@ -46,20 +46,6 @@ class Shape:
             ratings=len(ratings),
             tags=len(pd.read_csv(folder / "tags.csv", usecols=["movieId"])),
         )
-
-
-# tests/ is <workspace>/main/tests, so parents[2] is the workspace holding shared/data.
-SHARED_DATA = Path(
-    os.environ.get("MOVIEREC_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The read-only folder with ml-latest-small/ and ml-latest-small.zip; never write into it."""
-    if not (SHARED_DATA / "ml-latest-small.zip").is_file():
-        pytest.skip(f"MovieLens sample data not found in {SHARED_DATA} (set MOVIEREC_SHARED)")
-    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
@@ -206,8 +192,26 @@ def mirror(tmp_path: Path) -> Iterator[Mirror]:
         thread.join()
 
 
+@pytest.fixture(scope="session")
+def small_archive(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic folder zipped like GroupLens's ml-latest-small.zip: a top folder entry,
+    then the CSV files inside it."""
+    archive = tmp_path_factory.mktemp("archive") / f"{settings.SAMPLE}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.mkdir(settings.SAMPLE)
+        for path in sorted(small_data.iterdir()):
+            bundle.write(path, f"{settings.SAMPLE}/{path.name}")
+    return archive
+
+
 @pytest.fixture
-def served_archive(mirror: Mirror, shared_data: Path) -> Path:
-    """The real ml-latest-small archive on the local mirror."""
-    name = "ml-latest-small.zip"
-    return Path(shutil.copy(shared_data / name, mirror.folder / name))
+def served_archive(mirror: Mirror, small_archive: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The synthetic archive on the local mirror, its md5 pinned as the sample's for the test."""
+    served = mirror.folder / small_archive.name
+    served.write_bytes(small_archive.read_bytes())
+    monkeypatch.setitem(download.DATASETS, settings.SAMPLE, md5_of(served))
+    return served
+
+
+def md5_of(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
