@@ -20,12 +20,37 @@ from pipeline import download, settings
 # chunked retrains, small enough that the suite reads it in seconds (30k ratings: 194 users,
 # ~6,500 movies). Every 25th title is accented, so UTF-8 titles reach every reader and writer.
 SYNTHETIC_RATINGS, SYNTHETIC_SEED, ACCENTED_EVERY = 30_000, 42, 25
-# How the tests that need the real sample say where to get it.
+# How the tests that need the real sample say where to get it; a run that skips more than
+# MAX_SAMPLE_SKIPS of them fails, so that the suite keeps running on a fresh clone.
+MAX_SAMPLE_SKIPS = 15
 GET_THE_SAMPLE = (
     f"needs the real {settings.SAMPLE} sample, not found by `movierec up`'s rule (MOVIEREC_DATA, "
     f"{settings.BUNDLED_SAMPLE}, output/data/{settings.SAMPLE}): run `movierec download "
     f"--dataset {settings.SAMPLE} --to DIR`, then set MOVIEREC_DATA=DIR/{settings.SAMPLE}"
 )
+
+
+_sample_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the tests skipped for want of the sample (their reason is GET_THE_SAMPLE)."""
+    reason = report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else ""
+    if reason.endswith(GET_THE_SAMPLE):
+        _sample_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail a run that skipped more than MAX_SAMPLE_SKIPS tests for want of the sample."""
+    if len(_sample_skips) > MAX_SAMPLE_SKIPS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.ensure_newline()
+        reporter.write_line(
+            f"{len(_sample_skips)} tests skipped for want of the {settings.SAMPLE} sample, "
+            f"more than {MAX_SAMPLE_SKIPS}: run them on the synthetic folder instead",
+            red=True,
+        )
 
 
 @dataclass(frozen=True)
