@@ -3,12 +3,13 @@ runs out of room, how long until it recovers, and what is lost.
 
     python -m benchmarks.faults --seconds 30 [--cases redis-kill,postgres-kill,...] [--json FILE]
 
-Each group of cases starts one `movierec up` on ml-latest-small in a folder of its own (embedded
-Redis and PostgreSQL, a worker with beat, the web server), drives it over HTTP on 127.0.0.1 only and
-injects one fault per case. Every case returns a `CaseResult`: requests by status, the time to
-recover, what was lost, and the facts `tests/test_faults.py` asserts on (it runs the same
-functions with short loads). After each group, SIGINT to `up` must leave no process behind.
-The output is the Markdown of RELIABILITY.md: the machine, the command, one row per case.
+Each group of cases starts one `movierec up` on ml-latest-small (or `--data`) in a folder of its
+own (embedded Redis and PostgreSQL, a worker with beat, the web server), drives it over HTTP on
+127.0.0.1 only and injects one fault per case. Every case returns a `CaseResult`: requests by
+status, the time to recover, what was lost, and the facts `tests/test_faults.py` asserts on (it
+runs the same functions with short loads, on the test suite's synthetic folder). After each
+group, SIGINT to `up` must leave no process behind. The output is the Markdown of RELIABILITY.md:
+the machine, the command, one row per case.
 
 Load generators are threads with urllib, bounded in number, in time and in requests.
 """
@@ -35,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,6 @@ LOCK_TTL = 6  # MOVIEREC_LOCK_TTL of every `up` here: a dead retrain's lock laps
 REQUEST_TIMEOUT = 10.0
 MAX_REQUESTS = 400_000  # per load, whatever its length
 JOB_TIMEOUT = 180.0
-USERS = 610  # ml-latest-small's users: ids 1..610
 WRITER_BASE = 3_000_000  # users of the write load: above every MovieLens id
 TRUNCATED_TEST = "tests/test_tasks_cli.py::test_publish_of_a_truncated_version_is_one_clear_line"
 RETRAIN_LINE = re.compile(r"retrain ([0-9a-f-]{36}): (\S+), \d+ users in \d+ chunks")
@@ -223,11 +224,11 @@ def by_status(samples: list[Sample]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def reads(movies: list[int]) -> Callable[[int, int], Req]:
+def reads(movies: list[int], users: int) -> Callable[[int, int], Req]:
     """The read endpoints in turn, on users and movies that exist; `/` keeps the version served."""
 
     def make(i: int, n: int) -> Req:
-        user = 1 + (i * 37 + n * 11) % USERS
+        user = 1 + (i * 37 + n * 11) % users
         kind = n % 5
         if kind == 0:
             return Req("GET", f"/recommend/user/{user}?n=10")
@@ -242,10 +243,15 @@ def reads(movies: list[int]) -> Callable[[int, int], Req]:
     return make
 
 
-def version_reads(i: int, n: int) -> Req:
-    if n % 2:
-        return Req("GET", f"/recommend/user/{1 + (i * 53 + n) % USERS}?n=10")
-    return Req("GET", "/", pick=lambda body: body.get("model_version"))
+def version_reads(users: int) -> Callable[[int, int], Req]:
+    """A user's list and the version served, in turn."""
+
+    def make(i: int, n: int) -> Req:
+        if n % 2:
+            return Req("GET", f"/recommend/user/{1 + (i * 53 + n) % users}?n=10")
+        return Req("GET", "/", pick=lambda body: body.get("model_version"))
+
+    return make
 
 
 # ------------------------------------------------------------------------------ processes
@@ -473,6 +479,13 @@ class Up:
             log.seek(offset)
             return log.read().decode(errors="replace")
 
+    @cached_property
+    def users(self) -> int:
+        """How many users the data has; MovieLens numbers them 1..n, as the loads assume."""
+        data = Path(self.service.env["MOVIEREC_DATA"])
+        with (data / "ratings.csv").open(newline="", encoding="utf-8") as handle:
+            return len({row["userId"] for row in csv.DictReader(handle)})
+
     def movie_ids(self) -> list[int]:
         data = Path(self.service.env["MOVIEREC_DATA"])
         with (data / "movies.csv").open(newline="", encoding="utf-8") as handle:
@@ -533,7 +546,7 @@ def redis_kill(up: Up, seconds: float, connections: int = 16) -> CaseResult:
     version = up.active()
     victim = up.child("redis")
     up.snapshot()
-    with Load(up.base, connections, seconds, reads(movies)) as load:
+    with Load(up.base, connections, seconds, reads(movies, up.users)) as load:
         time.sleep(seconds / 3)
         with HealthWatch(up) as health:
             killed = time.monotonic()
@@ -707,7 +720,7 @@ def worker_kill(up: Up, seconds: float = 0, readers: int = 4) -> CaseResult:
     """SIGKILL the worker's main process while a retrain trains."""
     result = CaseResult("worker-kill", TITLES["worker-kill"])
     old = up.active()
-    with Load(up.base, readers, 10 * JOB_TIMEOUT, version_reads) as load:
+    with Load(up.base, readers, 10 * JOB_TIMEOUT, version_reads(up.users)) as load:
         job = up.retrain()
         wait_until(lambda: up.stage(job).startswith("train:"), 60, "training to start", 0.05)
         time.sleep(0.5)
@@ -827,7 +840,8 @@ def pool_kill(up: Up, seconds: float = 0) -> CaseResult:
         "users_cached": up.r.hlen(keys.VersionKeys(version).users) if version else 0,
     }
     f = result.facts
-    result.lost = "nothing" if f["users_cached"] == USERS else f"{f['users_cached']} users cached"
+    lost = f"{f['users_cached']} users cached"
+    result.lost = "nothing" if f["users_cached"] == up.users else lost
     result.notes = [
         f"pool process killed mid-chunk (users {victim['args'][1]}-{victim['args'][2]}); the "
         f"chunk was received {f['killed_chunk_received']} times; "
@@ -844,7 +858,7 @@ def redis_oom(up: Up, seconds: float = 0, margin: int = 1 << 20) -> CaseResult:
     before = up.namespaces()
     latest = up.out / "models" / "LATEST"
     latest_before = latest.read_text()
-    with Load(up.base, 4, 10 * JOB_TIMEOUT, version_reads) as load:
+    with Load(up.base, 4, 10 * JOB_TIMEOUT, version_reads(up.users)) as load:
         used = up.r.info("memory")["used_memory"]
         up.r.config_set("maxmemory", used + margin)
         try:
@@ -906,7 +920,7 @@ def _training_fault(up: Up, result: CaseResult, models: Path) -> dict[str, Any]:
     before_ns = up.namespaces()
     latest_before = (models / "LATEST").read_text()
     complete_before = sorted(p.name for p in models.iterdir() if not p.name.startswith("."))
-    with Load(up.base, 2, 10 * JOB_TIMEOUT, version_reads) as load:
+    with Load(up.base, 2, 10 * JOB_TIMEOUT, version_reads(up.users)) as load:
         job = up.retrain()
         status = up.follow(job)
         load.stop()

@@ -68,7 +68,11 @@ def fetch_sample(out_dir: Path, say: Callable[[str], None]) -> Path:
     return result.path
 
 
+def data_on_disk(flag: str | None = None, out_flag: str | None = None) -> Path | None:
+    """The folder to train on by the rule above, without downloading; None when there is none."""
+    return find_data_dir(flag or os.environ.get("MOVIEREC_DATA"), output_dir(out_flag))
+
+
 def data_dir(flag: str | None, out_flag: str | None, say: Callable[[str], None]) -> Path:
     """The folder to train on by the rule above, downloading the sample when there is none."""
-    out = output_dir(out_flag)
-    return find_data_dir(flag or os.environ.get("MOVIEREC_DATA"), out) or fetch_sample(out, say)
+    return data_on_disk(flag, out_flag) or fetch_sample(output_dir(out_flag), say)

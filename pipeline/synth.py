@@ -62,6 +62,9 @@ MAX_GENRES = 3
 NO_GENRES_SHARE = 0.01
 COMMA_TITLE_SHARE = 0.15  # "Synthetic Movie 7, The (1994)", quoted in the CSV like the real ones
 YEAR_RANGE, YEAR_AGE_SCALE = (1902, 2018), 20  # release years skew recent, like the catalogue
+# Opt-in words that open every n-th title, as accented UTF-8 titles do in the real catalogue
+# ("Misérables, Les (1995)"): two-byte Latin letters, Polish ones beyond Latin-1, a ligature.
+ACCENTED_WORDS = ("Amélie", "Café", "Déjà vu", "Señor", "Über", "Łódź", "Cœur", "Smörgåsbord")
 
 TAG_RATE = 0.035  # tags per rating: ml-latest-small 3.7%, ml-25m 4.4%
 TAG_WORDS = (
@@ -100,7 +103,9 @@ class SynthData:
     tags: pa.Table  # userId, movieId, tag, timestamp
 
 
-def generate(n_ratings: int, seed: int = 42) -> SynthData:
+def generate(n_ratings: int, seed: int = 42, accented_every: int = 0) -> SynthData:
+    """`accented_every` n > 0 opens every n-th movie's title with one of ACCENTED_WORDS; it
+    draws nothing from the generator, so every other byte stays what the seed gives."""
     shape = Shape.for_ratings(n_ratings)
     rng = np.random.default_rng(seed)
     movie_ids = np.sort(rng.choice(shape.movies * MOVIE_ID_SPREAD, shape.movies, replace=False)) + 1
@@ -118,7 +123,10 @@ def generate(n_ratings: int, seed: int = 42) -> SynthData:
             "timestamp": _timestamps(rng, users, shape.users),
         }
     )
-    return SynthData(_movies(rng, movie_ids), ratings, _tags(rng, ratings))
+    movies = _movies(rng, movie_ids)
+    if accented_every:
+        movies["title"] = _accented(movies["title"], accented_every)
+    return SynthData(movies, ratings, _tags(rng, ratings))
 
 
 def user_counts(rng: np.random.Generator, shape: Shape) -> np.ndarray:
@@ -243,6 +251,17 @@ def _movies(rng: np.random.Generator, movie_ids: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"movieId": movie_ids, "title": titles, "genres": _genres(rng, n)})
 
 
+def _accented(titles: pd.Series, every: int) -> pd.Series:
+    """Titles 0, every, 2 * every, ... opened with the accented words in turn."""
+    if every < 1:
+        raise ParameterError(f"accented_every must be at least 1, got {every}")
+    chosen = np.arange(len(titles)) % every == 0
+    words = np.resize(np.array(ACCENTED_WORDS), int(chosen.sum()))
+    titles = titles.copy()
+    titles[chosen] = np.strings.add(np.strings.add(words, " "), titles[chosen].to_numpy(str))
+    return titles
+
+
 def _genres(rng: np.random.Generator, n: int) -> np.ndarray:
     """Each genre independently at its share; then trimmed to at most 3 and topped up to 1."""
     names = np.array(sorted(GENRE_SHARES))  # MovieLens lists a movie's genres alphabetically
@@ -297,7 +316,9 @@ def _write_unquoted(table: pa.Table, path: Path) -> None:
         pacsv.write_csv(table, handle, options)
 
 
-def synthesize(n_ratings: int, out: str | Path, seed: int = 42) -> SynthData:
-    data = generate(n_ratings, seed)
+def synthesize(
+    n_ratings: int, out: str | Path, seed: int = 42, accented_every: int = 0
+) -> SynthData:
+    data = generate(n_ratings, seed, accented_every)
     write(data, out)
     return data

@@ -6,14 +6,15 @@ from pipeline.errors import ParameterError
 from service.cli import main
 
 
-def test_pipeline_then_assign(small_data, tmp_path, capsys):
+def test_pipeline_then_assign(small_data, small_shape, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["pipeline", "--data", str(small_data), "--out", str(out), "--no-plots"]) == 0
     captured = capsys.readouterr()
     for stage in ("read", "clean", "cluster", "users", "write"):
         assert f"{stage} ..." in captured.err
     table = dict(line.split(None, 1) for line in captured.out.splitlines() if "  " in line)
-    assert table["users"].strip() == "610" and table["movies"].strip() == "9,742"
+    assert table["users"].strip() == f"{small_shape.users:,}"
+    assert table["movies"].strip() == f"{small_shape.movies:,}"
     assert main(["assign", "--genres", "Animation|Children|Comedy", "--out", str(out)]) == 0
     assert 0 <= int(capsys.readouterr().out) < 10
 

@@ -31,9 +31,15 @@ def url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def imported(url, small_data, tmp_path_factory):
-    """ml-latest-small imported once; returns the first import's report."""
+    """The synthetic folder imported once; returns the first import's report."""
     with psycopg.connect(url, autocommit=True) as conn:
         return import_folder(conn, small_data, tmp_path_factory.mktemp("out"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def movie(small_movies) -> list[int]:
+    """The catalogue's first three movie ids (the first has an accented title)."""
+    return [int(movie_id) for movie_id in small_movies["movieId"][:3]]
 
 
 @pytest.fixture
@@ -58,9 +64,14 @@ def test_migrations_apply_once_even_when_processes_start_together(url):
     assert sorted(n for run in applied for n in run) == numbers  # each exactly once
 
 
-def test_import_then_import_again_changes_nothing(imported, url, small_data, tmp_path):
-    assert imported.read == {"movies": 9742, "ratings": 100836, "tags": 3683}
-    assert imported.written == imported.read and imported.users_changed == 610
+def test_import_then_import_again_changes_nothing(imported, url, small_data, small_shape, tmp_path):
+    counts = {
+        "movies": small_shape.movies,
+        "ratings": small_shape.ratings,
+        "tags": small_shape.tags,
+    }
+    assert imported.read == counts
+    assert imported.written == imported.read and imported.users_changed == small_shape.users
     with psycopg.connect(url, autocommit=True) as conn:
         before = conn.execute("SELECT max(updated_at) FROM ratings").fetchone()
         again = import_folder(conn, small_data, tmp_path, progress=False)
@@ -70,13 +81,18 @@ def test_import_then_import_again_changes_nothing(imported, url, small_data, tmp
     assert (tmp_path / "cleaning_report.json").is_file()  # the same report as the pipeline's
 
 
-def test_the_snapshot_is_the_cleaned_folder(url, imported, small_data):
+def test_the_snapshot_is_the_cleaned_folder(url, imported, small_data, small_shape):
     data, info = read_snapshot(url)
     folder = clean(read_dataset(small_data))
     pd.testing.assert_frame_equal(data.ratings, folder.ratings)
     pd.testing.assert_frame_equal(data.movies, folder.movies)
     assert len(data.tags) == len(folder.tags)
-    assert info.counts == {"movies": 9742, "ratings": 100836, "tags": 3683}
+    counts = {
+        "movies": small_shape.movies,
+        "ratings": small_shape.ratings,
+        "tags": small_shape.tags,
+    }
+    assert info.counts == counts
     assert info.highest_updated_at and info.pg_snapshot
 
 
@@ -89,19 +105,24 @@ def _trained_on(snapshot, folder: VersionFolder, **database) -> VersionFolder:
     return folder
 
 
-def test_a_snapshot_reads_only_users_changed_since_the_base_version(url, conn, tmp_path):
-    writes.store_ratings(conn, 900020, [RatingInput(1, 3.0, 5)])  # removed after the base
+def test_a_snapshot_reads_only_users_changed_since_the_base_version(
+    url, conn, tmp_path, movie, small_ratings
+):
+    one, two, three = movie
+    writes.store_ratings(conn, 900020, [RatingInput(one, 3.0, 5)])  # removed after the base
     base = _trained_on(read_snapshot(url), VersionFolder(tmp_path / "v1"))
-    writes.store_ratings(conn, 1, [RatingInput(1, 0.5, 2**30), RatingInput(2, 5.0, 2**30)])
-    writes.store_ratings(conn, 900021, [RatingInput(3, 4.5, 7), RatingInput(1, 2.0, 7)])
-    assert writes.delete_rating(conn, 2, 333) and writes.delete_rating(conn, 900020, 1)
+    writes.store_ratings(conn, 1, [RatingInput(one, 0.5, 2**30), RatingInput(two, 5.0, 2**30)])
+    writes.store_ratings(conn, 900021, [RatingInput(three, 4.5, 7), RatingInput(one, 2.0, 7)])
+    seen_by_two = int(small_ratings.loc[small_ratings["userId"] == 2, "movieId"].iloc[0])
+    assert writes.delete_rating(conn, 2, seen_by_two) and writes.delete_rating(conn, 900020, one)
 
     full = read_snapshot(url)
     reused = read_snapshot(url, base)
 
     pd.testing.assert_frame_equal(reused.data.ratings, full.data.ratings)
     assert full.info.reused is None
-    assert (reused.info.reused.users_read, reused.info.reused.ratings_read) == (4, 233 + 28 + 2)
+    changed = full.data.ratings["userId"].isin([1, 2, 900021]).sum()  # 900020 has none left
+    assert (reused.info.reused.users_read, reused.info.reused.ratings_read) == (4, changed)
     assert reused.info.counts == full.info.counts
     assert 900020 not in set(reused.data.ratings["userId"])
 
@@ -117,8 +138,9 @@ def test_ratings_of_another_database_or_unreadable_are_read_again(url, imported,
     pd.testing.assert_frame_equal(again.data.ratings, snapshot.data.ratings)
 
 
-def test_the_schema_refuses_what_cleaning_drops(conn):
-    bad_rows = [(1, 1, 4.3, 0), (1, 1, 5.5, 0), (1, 424242, 4.0, 0), (0, 1, 4.0, 0)]
+def test_the_schema_refuses_what_cleaning_drops(conn, movie):
+    known, unknown = movie[0], 424242
+    bad_rows = [(1, known, 4.3, 0), (1, known, 5.5, 0), (1, unknown, 4.0, 0), (0, known, 4.0, 0)]
     for row in bad_rows:
         with pytest.raises(psycopg.IntegrityError), conn.transaction():
             conn.execute(
@@ -127,32 +149,36 @@ def test_the_schema_refuses_what_cleaning_drops(conn):
             )
 
 
-def test_the_latest_rating_wins(conn):
-    user = 900001
+def test_the_latest_rating_wins(conn, movie, small_movies):
+    user, (one, two, _) = 900001, movie
     stored = writes.store_ratings(
-        conn, user, [RatingInput(1, 2.0, 100), RatingInput(2, 3.0, 100), RatingInput(1, 4.0, 200)]
+        conn,
+        user,
+        [RatingInput(one, 2.0, 100), RatingInput(two, 3.0, 100), RatingInput(one, 4.0, 200)],
     )
     assert stored == writes.StoredRatings(received=3, written=2)  # item 2 replaced item 0
-    older = writes.store_ratings(conn, user, [RatingInput(1, 0.5, 150)])
+    older = writes.store_ratings(conn, user, [RatingInput(one, 0.5, 150)])
     assert older.written == 0
     page = writes.ratings_page(conn, user, 10, 0)
-    assert [(row.movie_id, row.rating) for row in page.rows] == [(1, 4.0), (2, 3.0)]
-    assert page.rows[0].title == "Toy Story (1995)"
+    assert [(row.movie_id, row.rating) for row in page.rows] == [(one, 4.0), (two, 3.0)]
+    assert page.rows[0].title == small_movies["title"][0]  # accented, read back unchanged
+    assert not page.rows[0].title.isascii()
 
 
-def test_a_write_with_an_unknown_movie_stores_nothing(conn):
-    user = 900002
+def test_a_write_with_an_unknown_movie_stores_nothing(conn, movie):
+    user, known = 900002, movie[0]
     with pytest.raises(UnknownMovies) as refused:
-        writes.store_ratings(conn, user, [RatingInput(1, 4.0, 1), RatingInput(424242, 3.0, 1)])
+        writes.store_ratings(conn, user, [RatingInput(known, 4.0, 1), RatingInput(424242, 3.0, 1)])
     assert refused.value.movie_ids == [424242]
     assert writes.ratings_page(conn, user, 10, 0).total == 0
 
 
-def test_changes_after_a_snapshot_are_found_and_settled(url, conn):
+def test_changes_after_a_snapshot_are_found_and_settled(url, conn, movie):
     _, info = read_snapshot(url)
     assert changes.changed_after(conn, info.pg_snapshot) == []
-    writes.store_ratings(conn, 900003, [RatingInput(1, 4.0, 1)])
-    assert writes.delete_rating(conn, 900003, 1) and not writes.delete_rating(conn, 900003, 1)
+    writes.store_ratings(conn, 900003, [RatingInput(movie[0], 4.0, 1)])
+    deleted = writes.delete_rating(conn, 900003, movie[0])
+    assert deleted and not writes.delete_rating(conn, 900003, movie[0])
     assert changes.changed_after(conn, info.pg_snapshot) == [900003]
     ratings, change = user_ratings(conn, 900003)
     assert ratings.empty and change is not None
@@ -168,9 +194,9 @@ def test_imported_users_owe_no_live_refresh(conn):
     assert all(user >= 900000 for user in changes.pending(conn, 0, 1000))
 
 
-def test_a_new_movie_takes_the_next_free_id(conn):
+def test_a_new_movie_takes_the_next_free_id(conn, small_movies):
     first = writes.add_movie(conn, "Brand New (2026)", "Comedy")
-    assert first > 193609  # above every imported id
+    assert first > small_movies["movieId"].max()  # above every imported id
     assert writes.add_movie(conn, "Newer (2026)", "") == first + 1
 
 

@@ -1,4 +1,5 @@
-"""`movierec download` against a local HTTP server serving a copy of the real archive."""
+"""`movierec download` against a local HTTP server serving an archive laid out like GroupLens's,
+made from the synthetic folder, its checksum pinned for the test."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
 
 
 def test_download_verifies_and_unpacks_the_archive(
-    capsys, tmp_path: Path, mirror: Mirror, served_archive: Path, shared_data: Path
+    capsys, tmp_path: Path, mirror: Mirror, served_archive: Path, small_data: Path
 ) -> None:
     dest = tmp_path / "data"
     code, out, _ = run_cli(capsys, *download_args(dest, mirror.url))
@@ -45,7 +46,7 @@ def test_download_verifies_and_unpacks_the_archive(
     assert code == 0
     assert "downloaded and verified" in out
     assert sorted(p.name for p in dest.iterdir()) == [NAME]  # no temp file or folder left
-    reference = shared_data / NAME
+    reference = small_data
     for original in reference.iterdir():
         assert (dest / NAME / original.name).read_bytes() == original.read_bytes()
     assert sorted(p.name for p in (dest / NAME).iterdir()) == sorted(
@@ -68,7 +69,7 @@ def test_second_download_is_a_no_op(
 
 
 def test_incomplete_copy_is_downloaded_again(
-    capsys, tmp_path: Path, mirror: Mirror, served_archive: Path, shared_data: Path
+    capsys, tmp_path: Path, mirror: Mirror, served_archive: Path, small_data: Path
 ) -> None:
     dest = tmp_path / "data"
     assert run_cli(capsys, *download_args(dest, mirror.url))[0] == 0
@@ -79,7 +80,7 @@ def test_incomplete_copy_is_downloaded_again(
     assert code == 0
     assert "downloaded and verified" in out
     restored = (dest / NAME / "ratings.csv").read_bytes()
-    assert restored == (shared_data / NAME / "ratings.csv").read_bytes()
+    assert restored == (small_data / "ratings.csv").read_bytes()
     assert sorted(p.name for p in dest.iterdir()) == [NAME]
 
 

@@ -1,4 +1,5 @@
-"""`movierec up` end to end on ml-latest-small: real Redis, worker, beat and granian over HTTP."""
+"""`movierec up` end to end on the synthetic MovieLens folder: real Redis, worker, beat and
+granian over HTTP."""
 
 from __future__ import annotations
 
@@ -110,32 +111,36 @@ def service(small_data, tmp_path_factory):
         svc.stop()
 
 
-def test_every_read_endpoint(service):
+def test_every_read_endpoint(service, known, small_shape, small_ratings):
     status, index = service.get("/")
     assert status == 200 and index["message"] == "Recommender System API is running"
-    assert index["counts"]["users"] == 610 and index["counts"]["movies"] == 9742
+    assert index["counts"]["users"] == small_shape.users
+    assert index["counts"]["movies"] == small_shape.movies
     status, health = service.get("/health")
     assert (status, health["status"], health["down"]) == (200, "ok", [])
     assert health["model_version"] == index["model_version"]
 
-    status, movie = service.get("/movie/1")
+    status, movie = service.get(f"/movie/{known.movie}")
     assert status == 200
-    assert (movie["movieId"], movie["title"]) == (1, "Toy Story (1995)")
+    assert (movie["movieId"], movie["title"]) == (known.movie, known.title)  # accented
     assert isinstance(movie["cluster"], int) and movie["genres"]
 
-    status, similar = service.get("/recommend/movie/1?n=5")
+    status, similar = service.get(f"/recommend/movie/{known.movie}?n=5")
     assert status == 200 and len(similar) == 5
-    assert all(m["cluster"] == movie["cluster"] and m["movieId"] != 1 for m in similar)
+    assert all(m["cluster"] == movie["cluster"] and m["movieId"] != known.movie for m in similar)
 
     status, recs = service.get("/recommend/user/1?n=5")
     assert status == 200 and len(recs) == 5 and all(m["title"] for m in recs)
     assert service.get("/recommend/user/1?n=5")[1] == recs  # deterministic
 
     status, user = service.get("/users/1")
-    assert status == 200 and sum(user["cluster_counts"].values()) == user["n_ratings"] == 232
+    rated_by_one = int((small_ratings["userId"] == 1).sum())
+    assert (
+        status == 200 and sum(user["cluster_counts"].values()) == user["n_ratings"] == rated_by_one
+    )
 
     status, clusters = service.get("/clusters")
-    assert status == 200 and sum(c["size"] for c in clusters) == 9742
+    assert status == 200 and sum(c["size"] for c in clusters) == small_shape.movies
     status, cluster = service.get(f"/clusters/{user['favorite_cluster']}?n=3")
     assert status == 200 and len(cluster["movies"]) == 3
     assert service.get("/popular?n=2")[0] == 200
@@ -168,8 +173,13 @@ def test_refresh_user_job(service):
 
 
 NEW_USER = 900100
-FIRST_RATINGS = {1: 5.0, 260: 5.0, 1196: 4.5, 2571: 4.0, 318: 4.5, 356: 3.0, 593: 4.0, 480: 3.5}
 FRESH_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def first_ratings(known) -> dict[int, float]:
+    """A new user's first ratings, of well-known (much rated) movies."""
+    return known.first_ratings(5.0, 5.0, 4.5, 4.0, 4.5, 3.0, 4.0, 3.5)
 
 
 def listed(service, user: int) -> list[int] | None:
@@ -186,10 +196,10 @@ def list_without(service, user: int, rated: set[int]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def posted(service):
+def posted(service, first_ratings):
     """A new user's first ratings and a new movie, written over HTTP."""
     assert listed(service, NEW_USER) is None  # no ratings yet: 404 with a hint
-    body = [{"movieId": m, "rating": r} for m, r in FIRST_RATINGS.items()]
+    body = [{"movieId": m, "rating": r} for m, r in first_ratings.items()]
     status, answer = service.send("POST", f"/users/{NEW_USER}/ratings", body)
     assert status == 201 and answer["stored"] == 8, answer
     status, movie = service.send("POST", "/movies", {"title": "E2E (2026)", "genres": "Drama"})
@@ -197,8 +207,10 @@ def posted(service):
     return movie
 
 
-def test_a_new_user_has_a_list_within_seconds_without_what_they_rated(service, posted):
-    assert len(list_without(service, NEW_USER, set(FIRST_RATINGS))) == 50
+def test_a_new_user_has_a_list_within_seconds_without_what_they_rated(
+    service, posted, first_ratings
+):
+    assert len(list_without(service, NEW_USER, set(first_ratings))) == 50
 
 
 def test_rating_the_top_of_a_list_takes_it_off_within_seconds(service, posted):
@@ -208,14 +220,17 @@ def test_rating_the_top_of_a_list_takes_it_off_within_seconds(service, posted):
     assert top not in list_without(service, 42, {top})
 
 
-def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service, posted):
+def test_reads_keep_succeeding_while_a_retrain_flips_the_version(
+    service, posted, known, small_shape
+):
     old = service.get("/")[1]["model_version"]
     seen: Counter = Counter()
     stop_reading = threading.Event()
+    paths = ("/recommend/user/42?n=10", "/health", f"/movie/{known.movie}")
 
     def read_continuously() -> None:
         while not stop_reading.is_set():
-            for path in ("/recommend/user/42?n=10", "/health", "/movie/1"):
+            for path in paths:
                 status, _ = service.get(path)
                 seen[(path, status)] += 1
             status, index = service.get("/")
@@ -233,19 +248,21 @@ def test_reads_keep_succeeding_while_a_retrain_flips_the_version(service, posted
         assert done["state"] == "SUCCESS", done["error"]
         new = done["result"]["version"]
         assert new != old and done["result"]["previous"] == old
-        assert done["result"]["users"] == 611  # the new user, from the database snapshot
+        # the new user, from the database snapshot
+        assert done["result"]["users"] == small_shape.users + 1
         wait_until(lambda: seen[("version", new)] > 0, 30, "the new version to be served")
     finally:
         stop_reading.set()
         reader.join()
     statuses = {key for key in seen if key[0] != "version"}
-    assert statuses == {(p, 200) for p in ("/recommend/user/42?n=10", "/health", "/movie/1")}
+    assert statuses == {(p, 200) for p in paths}
     assert {key[1] for key in seen if key[0] == "version"} == {old, new}
     counts = service.get("/")[1]["counts"]
-    assert counts["users"] == 611 and counts["movies"] == 9743  # the new movie too
+    assert counts["users"] == small_shape.users + 1
+    assert counts["movies"] == small_shape.movies + 1  # the new movie too
 
 
-def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(service):
+def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(service, first_ratings):
     version = service.get("/")[1]["model_version"]
     tree = service.tree
     assert len(tree) >= 4  # redis, worker (+ pool), web (+ workers)
@@ -258,7 +275,7 @@ def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(serv
     assert service.get("/")[1]["model_version"] == version
     assert "serving cached version" in service.log.read_text()
     assert "importing" not in service.log.read_text()  # the database kept everything
-    assert service.get(f"/users/{NEW_USER}/ratings")[1]["total"] == len(FIRST_RATINGS)
+    assert service.get(f"/users/{NEW_USER}/ratings")[1]["total"] == len(first_ratings)
     tree = service.tree
     assert service.stop() == 0
     assert still_running(tree) == []

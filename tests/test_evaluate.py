@@ -1,4 +1,5 @@
-"""The evaluation harness: metric arithmetic, the split rule, and a quality floor on real data."""
+"""The evaluation harness: metric arithmetic, the split rule on the synthetic folder, and a
+quality floor on the real sample."""
 
 import json
 import math
@@ -11,6 +12,7 @@ import pytest
 from pipeline.cleaning import clean
 from pipeline.evaluate import (
     METHODS,
+    RELEVANT,
     Holdout,
     _ablation_steps,
     ablation,
@@ -83,19 +85,36 @@ def test_split_holds_out_the_latest_fifth_by_time():
     ]  # fmt: skip
 
 
+def holdout_of(folder) -> Holdout:
+    return Holdout.split(clean(read_dataset(folder)), PipelineParams(plots=False))
+
+
+def lists_of(holdout: Holdout) -> dict[str, pd.DataFrame]:
+    return {name: method.lists(holdout) for name, method in METHODS.items()}
+
+
 @pytest.fixture(scope="module")
 def holdout(small_data) -> Holdout:
-    return Holdout.split(clean(read_dataset(small_data)), PipelineParams(plots=False))
+    return holdout_of(small_data)
 
 
 @pytest.fixture(scope="module")
 def lists(holdout) -> dict[str, pd.DataFrame]:
-    return {name: method.lists(holdout) for name, method in METHODS.items()}
+    return lists_of(holdout)
 
 
-def test_split_of_ml_latest_small(holdout):
-    assert len(holdout.train.ratings) == 80896  # 19,940 held out
-    assert len(holdout.users) == 591  # the others held out nothing rated 4.0 or more
+def test_the_split_holds_out_each_users_latest_fifth(holdout, small_data):
+    """Counted from the raw file with pandas: per user the latest fifth of the ratings (at
+    least one; ties in time by movie id); the evaluated users held out a rating of 4.0 or more."""
+    ratings = pd.read_csv(small_data / "ratings.csv")
+    ratings = ratings.sort_values(["userId", "timestamp", "movieId"])
+    size = ratings.groupby("userId")["movieId"].transform("size")
+    place = ratings.groupby("userId").cumcount()
+    held = ratings[place >= size - np.maximum(1, size // 5)]
+    assert 0 < len(holdout.train.ratings) == len(ratings) - len(held)
+    evaluated = held.loc[held["rating"] >= RELEVANT, "userId"].unique()
+    assert holdout.users.tolist() == sorted(evaluated)
+    assert 0 < len(evaluated) < ratings["userId"].nunique()  # some held out nothing relevant
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -106,8 +125,11 @@ def test_no_list_contains_a_training_movie(holdout, lists, name):
     assert top.groupby("userId").size().max() <= 10
 
 
-def test_the_default_recommender_beats_the_baselines(holdout, lists):
-    """A quality regression test: the lists the service publishes, scored by the protocol."""
+def test_the_default_recommender_beats_the_baselines(sample_data):
+    """A quality regression test on the real sample: the lists the service publishes, scored
+    by the protocol."""
+    holdout = holdout_of(sample_data)
+    lists = lists_of(holdout)
     catalogue = len(holdout.train.movies)
     scores = {name: score_lists(recs, holdout.relevant, catalogue) for name, recs in lists.items()}
     best = scores["personal"]
@@ -141,12 +163,12 @@ def test_every_ablation_step_reports_its_own_build_time(holdout):
 
 
 def test_evaluation_is_deterministic(holdout, small_data):
-    again = Holdout.split(clean(read_dataset(small_data)), PipelineParams(plots=False))
+    again = holdout_of(small_data)
     names = ["random", "spec-random", "personal"]
     assert evaluate(holdout, names) == evaluate(again, names)
 
 
-def test_evaluate_command_writes_the_table_and_the_chart(small_data, tmp_path, capsys):
+def test_evaluate_command_writes_the_table_and_the_chart(small_data, holdout, tmp_path, capsys):
     argv = ["evaluate", "--data", str(small_data), "--out", str(tmp_path)]
     assert main([*argv, "--baseline", "random", "--baseline", "popular"]) == 0
     report = json.loads((tmp_path / "evaluation.json").read_text())
@@ -154,9 +176,14 @@ def test_evaluate_command_writes_the_table_and_the_chart(small_data, tmp_path, c
     assert set(report["results"]["personal"]) == {
         "precision", "recall", "ndcg", "hit_rate", "coverage"
     }  # fmt: skip
-    assert report["counts"]["users_evaluated"] == 591
+    results, users = report["results"], len(holdout.users)
+    assert report["counts"]["users_evaluated"] == users
     assert set(report["paired"]) == {"popular"}  # the baselines scored of popular and svd
-    assert report["paired"]["popular"]["mean"] > 0 and report["paired"]["popular"]["users"] == 591
+    paired = report["paired"]["popular"]
+    assert paired["users"] == users  # over the same users, the mean difference is the difference
+    assert paired["mean"] == pytest.approx(
+        results["personal"]["ndcg"] - results["popular"]["ndcg"], abs=1e-6
+    )
     assert (tmp_path / "plots" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert "personal" in capsys.readouterr().out
 

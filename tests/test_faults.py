@@ -1,7 +1,7 @@
-"""The fault suite: `movierec up` on ml-latest-small while one of its parts dies or runs out of
-room. Each test runs one case of benchmarks/faults.py with a short load and asserts what must
-hold; `python -m benchmarks.faults --seconds 30` runs the same cases at full length and prints
-the table of RELIABILITY.md.
+"""The fault suite: `movierec up` on the synthetic MovieLens folder while one of its parts dies
+or runs out of room. Each test runs one case of benchmarks/faults.py with a short load and
+asserts what must hold; `python -m benchmarks.faults --seconds 30` runs the same cases at full
+length on ml-latest-small and prints the table of RELIABILITY.md.
 
 Two `up`s, one per group (the kills, then the resource faults); each group ends with Ctrl-C,
 which must leave no process behind. The two-beats case waits for a cron tick (up to a minute):
@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from benchmarks import faults
-from benchmarks.faults import LOCK_TTL, USERS, CaseResult, Up
+from benchmarks.faults import LOCK_TTL, CaseResult, Up
 from cache.settings import Settings
 from service import supervisor
 from service.supervisor import Supervisor
@@ -31,7 +31,7 @@ from tests.serving_helpers import redis_server, wait_until
 
 pytestmark = pytest.mark.fault
 LOAD_SECONDS = 8.0  # per load here; RELIABILITY.md's figures come from 30 s runs
-CHUNKS = 61  # ml-latest-small's 610 users in chunks of 10
+KILLS_CHUNK_USERS = 3  # the synthetic folder's 194 users in 65 chunks: a users phase of seconds
 
 
 def ran(result: CaseResult) -> CaseResult:
@@ -48,9 +48,10 @@ def ran(result: CaseResult) -> CaseResult:
 
 @pytest.fixture(scope="module")
 def kills(small_data):
-    """An `up` whose retrains fan out in 61 chunks, so the users phase lasts seconds."""
+    """An `up` whose retrains fan out in many small chunks, so the users phase lasts seconds."""
     with faults.workspace(os.environ.get("MOVIEREC_FAULTS_WORK")) as work:
-        up = faults.start_up(work / "kills", small_data, MOVIEREC_CHUNK_USERS="10")
+        chunks = str(KILLS_CHUNK_USERS)
+        up = faults.start_up(work / "kills", small_data, MOVIEREC_CHUNK_USERS=chunks)
         yield up
         up.close()
 
@@ -127,11 +128,12 @@ def test_pool_process_sigkill_mid_chunk(kills):
     f = result.facts
     assert f["killed_chunk_received"] >= 2  # rejected on worker loss, then redelivered
     assert f["state"] == "SUCCESS", f["error"]
-    assert f["chunks"] == {"done": CHUNKS, "total": CHUNKS}
+    chunks = -(-kills.users // KILLS_CHUNK_USERS)
+    assert f["chunks"] == {"done": chunks, "total": chunks}
     assert f["publishes"] == 1
     assert f["previous"] == f["version_before"] and f["active"] == f["version"]
     assert f["new_namespaces"] == [f["version"]]
-    assert f["users_cached"] == USERS
+    assert f["users_cached"] == kills.users
 
 
 def test_postgres_sigkill_during_writes(kills):
@@ -160,7 +162,7 @@ def test_redis_at_maxmemory_during_a_publish(resources):
     assert f["state"] == "FAILURE"
     assert "OOM" in f["error"] or "memory" in f["error"].lower(), f["error"]
     assert f["active_after_failure"] == f["version_before"]
-    assert f["active_users_cached"] == USERS and f["latest_unchanged"]
+    assert f["active_users_cached"] == resources.users and f["latest_unchanged"]
     assert f["failed_reads"] == 0 and f["versions_served_until_reset"] == [f["version_before"]]
     assert f["leftover_namespaces"] == [] and f["staging"] == []
     assert f["next_state"] == "SUCCESS", f["next_error"]

@@ -1,4 +1,5 @@
-"""A first run with no data beside the repository: the sample is fetched once from a mirror."""
+"""A first run with no data beside the repository: the sample is fetched once from a mirror
+(here an archive made from the synthetic folder, its checksum pinned for the test)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import settings
-from pipeline.settings import SAMPLE, SampleUnavailable, data_dir, find_data_dir
+from pipeline import download, settings
+from pipeline.settings import SAMPLE, SampleUnavailable, data_dir, data_on_disk, find_data_dir
 from service.cli import main
 from service.embedded_redis import free_port
 from tests.conftest import Mirror
 from tests.serving_helpers import http, serving_env, spawn_cli, stop, wait_until
 
 FIX_IT = (f"movierec download --dataset {SAMPLE} --to DIR", "export MOVIEREC_DATA=")
-# `movierec` on a machine without ../shared/data beside the repository.
-WITHOUT_SAMPLE = (
-    "import pathlib, sys; import pipeline.settings as s; "
-    "s.BUNDLED_SAMPLE = pathlib.Path('/nonexistent'); "
-    "from service.cli import main; sys.exit(main(sys.argv[1:]))"
-)
+
+
+def without_sample(pinned_md5: str) -> str:
+    """`movierec` on a machine without ../shared/data beside the repository, where the sample
+    archive's pinned checksum is `pinned_md5` (the test's archive's)."""
+    return (
+        "import pathlib, sys; import pipeline.settings as s; import pipeline.download as d; "
+        "s.BUNDLED_SAMPLE = pathlib.Path('/nonexistent'); "
+        f"d.DATASETS[s.SAMPLE] = {pinned_md5!r}; "
+        "from service.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
 
 
 @pytest.fixture
@@ -50,6 +56,19 @@ def test_the_rule_prefers_the_flag_then_the_sample_beside_the_repository(no_samp
     beside.mkdir(parents=True)
     settings.BUNDLED_SAMPLE = beside
     assert find_data_dir(None, no_sample) == beside
+
+
+def test_without_downloading_the_rule_finds_movierec_data_then_an_earlier_download(
+    no_sample, monkeypatch, mirror: Mirror, served_archive
+):
+    """`data_on_disk`, which the tests needing the real sample share with `movierec up`."""
+    assert data_on_disk() is None and mirror.requests == []  # it never downloads
+    monkeypatch.setenv(settings.DOWNLOAD_URL_VARIABLE, mirror.url)
+    downloaded = data_dir(None, None, print)
+    assert data_on_disk() == downloaded == no_sample / "data" / SAMPLE
+    monkeypatch.setenv("MOVIEREC_DATA", "chosen")
+    assert data_on_disk() == Path("chosen")
+    assert data_on_disk("flag") == Path("flag")
 
 
 def test_the_sample_is_downloaded_once_into_the_output_folder(
@@ -99,7 +118,8 @@ def test_up_with_no_data_downloads_the_sample_once_and_comes_up(
     argv = ["up", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--concurrency", "1"]
     for run in (1, 2):
         log = tmp_path / f"up-{run}.log"
-        process = spawn_cli(argv, env, log, prefix=[sys.executable, "-c", WITHOUT_SAMPLE])
+        script = without_sample(download.DATASETS[SAMPLE])  # as served_archive pinned it
+        process = spawn_cli(argv, env, log, prefix=[sys.executable, "-c", script])
         try:
             healthy = partial(up_and_healthy, process, log, port)
             wait_until(healthy, 180, f"/health (see {log})", 0.5)

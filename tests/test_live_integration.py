@@ -32,8 +32,8 @@ FRESH_SECONDS = 2.0  # the end-to-end goal is 1 s at p95; this bound only catche
 
 @pytest.fixture(scope="module")
 def live(small_data, tmp_path_factory):
-    """PostgreSQL with ml-latest-small, Redis, a worker; the web app; a first version trained
-    from the database snapshot."""
+    """PostgreSQL with the synthetic folder, Redis, a worker; the web app; a first version
+    trained from the database snapshot."""
     tmp = tmp_path_factory.mktemp("live")
     with running_postgres(tmp / "pg") as db_url, redis_server(tmp / "redis") as redis_url:
         with psycopg.connect(db_url, autocommit=True) as conn:
@@ -103,17 +103,21 @@ class Live:
         raise AssertionError("the retrain did not finish")
 
 
-def test_the_version_records_the_snapshot_it_read(live):
+def test_the_version_records_the_snapshot_it_read(live, small_shape):
     version = versions.active_version(live.r)
     metadata = ModelsFolder(live.settings.out_dir / "models").version(version).read_metadata()
     snapshot = metadata["database"]
-    assert snapshot["counts"] == {"movies": 9742, "ratings": 100836, "tags": 3683}
+    assert snapshot["counts"] == {
+        "movies": small_shape.movies,
+        "ratings": small_shape.ratings,
+        "tags": small_shape.tags,
+    }
     assert snapshot["highest_updated_at"] and snapshot["pg_snapshot"]
-    assert metadata["counts"]["users"] == 610
+    assert metadata["counts"]["users"] == small_shape.users
 
 
-def test_a_new_user_gets_a_list_without_what_they_rated(live):
-    rated = {1: 5.0, 260: 5.0, 1196: 4.5, 2571: 4.0, 318: 4.5, 356: 3.0, 593: 4.0, 480: 3.5}
+def test_a_new_user_gets_a_list_without_what_they_rated(live, known):
+    rated = known.first_ratings(5.0, 5.0, 4.5, 4.0, 4.5, 3.0, 4.0, 3.5)
     live.rate(810001, rated)
     assert len(live.wait_list_without(810001, set(rated))) == 50
 
@@ -124,10 +128,10 @@ def test_rating_the_top_movie_removes_it(live):
     assert top not in live.wait_list_without(1, {top})
 
 
-def test_a_burst_waits_for_the_running_refresh_then_one_refresh_sees_it_all(live):
+def test_a_burst_waits_for_the_running_refresh_then_one_refresh_sees_it_all(live, known):
     """While another refresh of the user holds the lock, nothing else runs for them, every
     write of the burst joins the one queued refresh, and that refresh sees the last write."""
-    user, movies = 810002, (1, 2, 3, 5, 6, 7, 10, 11, 14, 16, 17, 19, 21, 22, 25)
+    user, movies = 810002, known.most_rated[:15]
     running = TokenLock(live.r, keys.refresh_lock_key(user), 60)
     assert running.acquire("a refresh already running")
     jobs = {live.rate(user, {movie: 4.0})["refresh"]["job_id"] for movie in movies}
@@ -140,8 +144,8 @@ def test_a_burst_waits_for_the_running_refresh_then_one_refresh_sees_it_all(live
     assert entry["n_ratings"] == len(movies)
 
 
-def test_ratings_written_during_a_retrain_are_in_the_new_version(live):
-    user, rated = 810003, {50: 5.0, 296: 4.5, 858: 5.0}
+def test_ratings_written_during_a_retrain_are_in_the_new_version(live, known):
+    user, rated = 810003, known.first_ratings(5.0, 4.5, 5.0)
     before = versions.active_version(live.r)
     status = live.retrain(during=lambda stage: live.rate(user, rated))
     assert status["state"] == "SUCCESS", status["error"]
@@ -154,19 +158,19 @@ def test_ratings_written_during_a_retrain_are_in_the_new_version(live):
     assert rated.keys().isdisjoint(live.wait_list_without(user, set(rated)))
 
 
-def test_a_retrain_counts_new_users_and_new_movies(live):
+def test_a_retrain_counts_new_users_and_new_movies(live, known, small_shape):
     movie = live.client.post(
         "/movies",
         json={"title": "Newcomer (2026)", "genres": "Drama"},
         headers={"Authorization": f"Bearer {TOKEN}"},
     ).get_json()
-    live.rate(810004, {movie["movieId"]: 5.0, 1: 4.0})
+    live.rate(810004, {movie["movieId"]: 5.0, known.movie: 4.0})
     before = versions.active_version(live.r)
     status = live.retrain()
     version = status["result"]["version"]
     metadata = ModelsFolder(live.settings.out_dir / "models").version(version).read_metadata()
-    assert metadata["counts"]["movies"] == 9743
-    assert metadata["counts"]["users"] > 610
+    assert metadata["counts"]["movies"] == small_shape.movies + 1
+    assert metadata["counts"]["users"] > small_shape.users
     snapshot = metadata["database"]
     assert snapshot["reused"]["version"] == before  # only the changed users were read
     assert snapshot["reused"]["users_read"] >= 1

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config import NotAServerErrorConfig, PositiveDataAcceptanceConfig
@@ -58,9 +59,21 @@ def test_the_guarded_operations_are_the_ones_that_write_or_start_jobs():
     assert guarded == {op for op in documented_operations() if op[1] in ("post", "delete")}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def tool_caches_outside_the_clone(tmp_path_factory):
+    """Hypothesis and schemathesis keep what they learn in .hypothesis/ and .schemathesis/ of
+    the working folder: here a temporary one, so that a test run leaves the clone as it was."""
+    folder = tmp_path_factory.mktemp("fuzz-caches")
+    set_hypothesis_home_dir(folder / ".hypothesis")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        yield
+    set_hypothesis_home_dir(None)
+
+
 @pytest.fixture(scope="module")
 def fuzz_app(small_run, small_data, tmp_path_factory):
-    """A real version in a fake cache, a real database with ml-latest-small, no broker."""
+    """A real version in a fake cache, a real database with the synthetic folder, no broker."""
     r = fakeredis.FakeRedis()
     publish_version_dir(r, small_run.folder)
     with running_postgres(tmp_path_factory.mktemp("pg")) as url:

@@ -1,4 +1,5 @@
-"""The whole pipeline on ml-latest-small: schemas and invariants of every artifact."""
+"""The whole pipeline on the synthetic MovieLens folder: schemas and invariants of every
+artifact."""
 
 import json
 import os
@@ -36,24 +37,24 @@ def test_csv_artifacts_have_their_columns(out, name, columns):
     assert pd.read_csv(out / name, nrows=5).columns.tolist() == columns
 
 
-def test_counts_match_the_release(small_run):
+def test_counts_match_the_release(small_run, small_shape):
     assert small_run.metadata["counts"] == {
-        "movies": 9742,
-        "ratings": 100836,
-        "users": 610,
-        "tags": 3683,
+        "movies": small_shape.movies,
+        "ratings": small_shape.ratings,
+        "users": small_shape.users,
+        "tags": small_shape.tags,
     }
 
 
-def test_every_movie_has_a_cluster(out):
+def test_every_movie_has_a_cluster(out, small_shape):
     clusters = pd.read_csv(out / "clusters_movies.csv")
-    assert len(clusters) == 9742
+    assert len(clusters) == small_shape.movies
     assert clusters["cluster"].between(0, 9).all()
 
 
-def test_every_user_has_a_favorite(out):
+def test_every_user_has_a_favorite(out, small_shape):
     fav = pd.read_csv(out / "user_favorites.csv")
-    assert len(fav) == 610 and fav["userId"].is_unique
+    assert len(fav) == small_shape.users and fav["userId"].is_unique
     counts = fav[[f"n_c{c}" for c in range(10)]].to_numpy()
     assert (counts.sum(axis=1) == fav["n_ratings"]).all()
     assert (counts.argmax(axis=1) == fav["favorite_cluster"]).all()  # the spec's rule
@@ -61,11 +62,12 @@ def test_every_user_has_a_favorite(out):
     assert (liked >= 0).all() and (liked.sum(axis=1) > 0).all()
 
 
-def test_user_lists_are_full_ranked_and_unseen(out):
+def test_user_lists_are_full_ranked_and_unseen(out, small_shape):
     recs = pd.read_parquet(out / "user_recommendations.parquet")
     ratings = pd.read_parquet(out / "cleaned_ratings.parquet")
-    assert recs.groupby("userId").size().eq(50).all() and recs["userId"].nunique() == 610
-    assert (recs.groupby("userId")["rank"].apply(list) == [list(range(1, 51))] * 610).all()
+    users = small_shape.users
+    assert recs.groupby("userId").size().eq(50).all() and recs["userId"].nunique() == users
+    assert (recs.groupby("userId")["rank"].apply(list) == [list(range(1, 51))] * users).all()
     seen = recs.merge(ratings, on=["userId", "movieId"])
     assert seen.empty, "a list recommends a movie its user already rated"
     fav = pd.read_csv(out / "user_favorites.csv").set_index("userId")
@@ -87,11 +89,11 @@ def test_similar_lists_stay_in_cluster_and_skip_the_movie_itself(small_run):
     assert similar.groupby("movieId").size().max() == 50
 
 
-def test_cluster_summary(out):
+def test_cluster_summary(out, small_shape):
     summary = json.loads((out / "cluster_summary.json").read_text())
     assert [c["cluster"] for c in summary] == list(range(10))
-    assert sum(c["size"] for c in summary) == 9742
-    assert sum(c["n_ratings"] for c in summary) == 100836
+    assert sum(c["size"] for c in summary) == small_shape.movies
+    assert sum(c["n_ratings"] for c in summary) == small_shape.ratings
     for cluster in summary:
         shares = [g["share"] for g in cluster["top_genres"]]
         assert len(shares) <= 5 and shares == sorted(shares, reverse=True)

@@ -10,7 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.synth import GENRE_SHARES, MIN_RATINGS_PER_USER, NO_GENRES, Shape, synthesize
+from pipeline.errors import ParameterError
+from pipeline.readers import read_dataset
+from pipeline.synth import (
+    ACCENTED_WORDS,
+    GENRE_SHARES,
+    MIN_RATINGS_PER_USER,
+    NO_GENRES,
+    Shape,
+    generate,
+    synthesize,
+)
 from service.cli import main
 
 N = 20_000
@@ -135,6 +145,35 @@ def test_timestamps_fall_in_1996_to_2018(folder: Path, ratings: pd.DataFrame) ->
     for stamps in (ratings["timestamp"], tags["timestamp"]):
         years = pd.to_datetime(stamps, unit="s").dt.year
         assert years.between(1996, 2018).all()
+
+
+def test_accented_titles_open_every_nth_title_and_change_nothing_else() -> None:
+    plain, accented = generate(2_000, seed=3), generate(2_000, seed=3, accented_every=4)
+
+    assert accented.ratings.equals(plain.ratings) and accented.tags.equals(plain.tags)
+    pd.testing.assert_frame_equal(
+        accented.movies.drop(columns="title"), plain.movies.drop(columns="title")
+    )
+    changed = accented.movies["title"] != plain.movies["title"]
+    assert changed.tolist() == [i % 4 == 0 for i in range(len(plain.movies))]
+    words = (ACCENTED_WORDS[k % len(ACCENTED_WORDS)] for k in range(int(changed.sum())))
+    titles = plain.movies["title"][changed]
+    expected = [f"{word} {title}" for word, title in zip(words, titles, strict=False)]
+    assert accented.movies["title"][changed].tolist() == expected
+
+
+def test_accented_titles_are_written_as_utf8_and_read_back(tmp_path: Path) -> None:
+    synthesize(2_000, tmp_path, seed=3, accented_every=4)
+    raw = (tmp_path / "movies.csv").read_bytes()
+    assert all(word.encode() in raw for word in ACCENTED_WORDS)
+    titles = set(read_dataset(tmp_path).movies.frame["title"])
+    assert any(not title.isascii() for title in titles)
+    assert set(pd.read_csv(tmp_path / "movies.csv", encoding="utf-8")["title"]) == titles
+
+
+def test_accented_every_below_one_is_refused() -> None:
+    with pytest.raises(ParameterError, match="at least 1"):
+        generate(1_000, accented_every=-1)
 
 
 def test_sizes_scale_like_the_real_releases() -> None:

@@ -66,12 +66,12 @@ def test_bootstrap_publishes_the_newest_folder_then_does_nothing(r, tmp_path, ca
     assert f"serving cached version {V1}" in capsys.readouterr().out
 
 
-def test_bootstrap_trains_when_there_is_nothing_to_publish(r, small_data, monkeypatch):
+def test_bootstrap_trains_when_there_is_nothing_to_publish(r, small_data, small_shape, monkeypatch):
     monkeypatch.setenv("MOVIEREC_DATA", str(small_data))
     get_settings.cache_clear()
     assert main(["bootstrap"]) == 0
     active = versions.active_version(r)
-    assert active and r.hlen(f"movierec:v:{active}:users") == 610
+    assert active and r.hlen(f"movierec:v:{active}:users") == small_shape.users
 
 
 def test_bootstrap_without_data_says_how_to_fix_it(r, tmp_path, monkeypatch, capsys):

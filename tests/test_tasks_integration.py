@@ -1,4 +1,5 @@
-"""A real redis-server and a real Celery worker process on ml-latest-small; no eager mode."""
+"""A real redis-server and a real Celery worker process on the synthetic MovieLens folder; no
+eager mode."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.serving_helpers import redis_server, serving_env, spawn_cli, stop, wa
 from web import create_app
 
 pytestmark = pytest.mark.integration
-CHUNK_USERS = 150  # ml-latest-small's 610 users -> 5 chunk tasks
+CHUNK_USERS = 50  # the synthetic folder's 194 users -> 4 chunk tasks
 JOB_TIMEOUT = 180
 
 
@@ -69,17 +70,18 @@ def retrained(stack):
     return status, stages
 
 
-def test_retrain_fans_out_in_chunks_then_publishes(stack, retrained):
+def test_retrain_fans_out_in_chunks_then_publishes(stack, retrained, small_shape):
     _, r, settings = stack
     status, stages = retrained
     assert status["state"] == "SUCCESS", status["error"]
     version = status["result"]["version"]
-    assert status["result"]["users"] == 610
-    assert status["chunks"] == {"done": 5, "total": 5}
+    assert status["result"]["users"] == small_shape.users
+    chunks = -(-small_shape.users // CHUNK_USERS)
+    assert chunks > 1 and status["chunks"] == {"done": chunks, "total": chunks}
     assert any(stage.startswith("train:") for stage in stages) and stages[-1] == "done"
 
     assert versions.active_version(r) == version
-    assert r.hlen(keys.VersionKeys(version).users) == 610
+    assert r.hlen(keys.VersionKeys(version).users) == small_shape.users
     assert retrain_lock(r, settings).holder() is None
     # Every message was acknowledged, the replaced retrain included: nothing is redelivered
     # when the visibility timeout passes.
@@ -98,17 +100,21 @@ def test_chunked_lists_equal_one_pass_over_all_users(stack, retrained):
     pd.testing.assert_frame_equal(saved.recommendations, lists.recommendations)
 
 
-def test_published_lists_are_served_without_rated_movies(stack, retrained, small_data):
+def test_published_lists_are_served_without_rated_movies(
+    stack, retrained, small_ratings, small_shape, known
+):
     _, r, _ = stack
     client = create_app({"REDIS": r, "API_TOKEN": None}).test_client()
-    ratings = pd.read_csv(small_data / "ratings.csv")
-    for user in (1, 77, 414, 610):
+    ratings = small_ratings
+    per_user = ratings.groupby("userId").size()
+    lightest, heaviest = int(per_user.idxmin()), int(per_user.idxmax())
+    for user in sorted({1, lightest, heaviest, small_shape.users}):
         listed = client.get(f"/recommend/user/{user}?n=50").get_json()
         assert len(listed) == 50
         seen = set(ratings.loc[ratings["userId"] == user, "movieId"])
         assert seen.isdisjoint(m["movieId"] for m in listed)
         assert all(m["title"] for m in listed)
-    assert client.get("/movie/1").get_json()["title"] == "Toy Story (1995)"
+    assert client.get(f"/movie/{known.movie}").get_json()["title"] == known.title
 
 
 def test_two_concurrent_retrains_run_once(stack, retrained):
@@ -134,7 +140,8 @@ def test_a_failed_chunk_fails_the_job_frees_the_lock_and_keeps_the_pointer(stack
     assert retrain_lock(r, settings).acquire(job_id)
     record_job(r, job_id, "retrain")
     missing = "20990101T000000000000Z-deadbeef"  # no such version folder: the chunk fails
-    user_fanout(app, missing, [(1, 300), (301, 610)], 610, job_id).apply_async(task_id=job_id)
+    ranges = [(1, 300), (301, 610)]  # user ranges of a version that does not exist
+    user_fanout(app, missing, ranges, 610, job_id).apply_async(task_id=job_id)
     status, _ = follow(app, r, job_id)
     assert status["state"] == "FAILURE"
     wait_until(lambda: retrain_lock(r, settings).holder() is None, 30, "the lock to be released")
