@@ -30,6 +30,7 @@ RETRAIN_LOCK = f"{PREFIX}:lock:retrain"
 JOBS = f"{PREFIX}:jobs"  # zset: job id -> time submitted, the newest JOBS_KEPT of them
 WORKERS = f"{PREFIX}:workers"  # zset: worker hostname -> time of its last heartbeat
 BEAT_LAST_TICK = f"{PREFIX}:beat:last_tick"  # time beat last started or sent a task
+STORE_METRICS = f"{PREFIX}:metrics:store"  # hash: "operations|<op>|<outcome>", "bytes|<dir>"
 JOB_METRICS = f"{PREFIX}:metrics:jobs"  # hash: "<kind>|<outcome>|<field>" -> count or seconds
 
 

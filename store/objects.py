@@ -6,6 +6,8 @@ knows nothing of versions.
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,8 +77,25 @@ class Backend(Protocol):
     def delete(self, keys: list[str]) -> None: ...
 
 
+# The same counts, taken by workers after each task for the web tier's /metrics (through Redis:
+# a worker's own registry is scraped by nobody). Keys: ("operations", operation, outcome) and
+# ("bytes", direction).
+_untaken: collections.Counter[tuple[str, ...]] = collections.Counter()
+_untaken_lock = threading.Lock()
+
+
 def count(operation: str, outcome: str = "ok") -> None:
     OPERATIONS.labels(operation, outcome).inc()
+    with _untaken_lock:
+        _untaken["operations", operation, outcome] += 1
+
+
+def take_counts() -> dict[tuple[str, ...], int]:
+    """What this process counted since the last call."""
+    with _untaken_lock:
+        taken = dict(_untaken)
+        _untaken.clear()
+    return taken
 
 
 @contextmanager
@@ -102,3 +121,5 @@ def _first_line(error: BaseException) -> str:
 
 def count_bytes(direction: str, n: int) -> None:
     BYTES.labels(direction).inc(n)
+    with _untaken_lock:
+        _untaken["bytes", direction] += n

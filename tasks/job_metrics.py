@@ -52,6 +52,23 @@ def read_job_runs(r: redis.Redis) -> list[JobRuns]:
     ]
 
 
+def record_store_counts(r: redis.Redis, counts: dict[tuple[str, ...], int]) -> None:
+    """A worker's version-store calls and bytes since its last task, added in one round trip."""
+    if not counts:
+        return
+    pipe = r.pipeline(transaction=False)
+    for key, n in counts.items():
+        pipe.hincrby(keys.STORE_METRICS, "|".join(key), n)
+    pipe.execute()
+
+
+def read_store_counts(r: redis.Redis) -> dict[tuple[str, ...], int]:
+    return {
+        tuple(field.decode().split("|")): int(value)
+        for field, value in r.hgetall(keys.STORE_METRICS).items()
+    }
+
+
 def _buckets(values: dict[str, float]) -> list[tuple[float, int]]:
     """Cumulative counts; a bound stored by an older bucket list falls in the next one up."""
     counted = [

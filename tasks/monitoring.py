@@ -20,8 +20,9 @@ from celery.signals import (
 )
 
 from cache.redis_client import ClientProfile, get_redis
+from store.objects import take_counts
 from tasks.heartbeats import record_beat_tick, record_heartbeat
-from tasks.job_metrics import record_job_run
+from tasks.job_metrics import record_job_run, record_store_counts
 
 MARKS = ClientProfile(timeout=1.0, retries=1)
 _started: dict[str, float] = {}  # task id -> monotonic start, in the process running the task
@@ -61,6 +62,7 @@ def job_finished(task_id: str, task, state: str | None, **_) -> None:
     if started is not None:
         outcome = (state or "interrupted").lower()
         record_job_run(marks_redis(), task.name, outcome, time.monotonic() - started)
+        record_store_counts(marks_redis(), take_counts())
 
 
 @task_failure.connect

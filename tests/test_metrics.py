@@ -19,6 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cache.publish import publish_version_dir
 from service.embedded_redis import free_port
+from store.local import LocalBackend
+from store.objects import take_counts
+from store.versions import VersionStore
 from tasks import monitoring
 from tasks.job_metrics import read_job_runs, record_job_run
 from tests.serving_helpers import fake_version, serving_env, spawn_cli, stop, wait_until
@@ -161,6 +164,22 @@ def test_the_signals_record_each_run_once(marks):
     assert runs["movierec.refresh_user", "failure"].count == 1
     assert runs["movierec.retrain", "failure"].count == 1
     assert runs["movierec.retrain", "failure"].buckets[-1] == (float("inf"), 0)
+
+
+def test_a_workers_store_calls_reach_the_web_scrape_through_redis(marks, tmp_path, monkeypatch):
+    take_counts()  # what earlier tests in this process counted
+    store = VersionStore(LocalBackend(tmp_path / "store"), None)
+    (tmp_path / "report.json").write_text("{}")
+    store.put_report(tmp_path / "report.json")
+    assert store.read_report("other.json") is None
+    run(Task("movierec.retrain"), "t5", "SUCCESS")
+    assert take_counts() == {}  # taken by the task's end
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    found = scrape(create_app({"REDIS": marks}).test_client())
+    worker = "movierec_worker_store_operations_total"
+    assert value(found, worker, operation="put", outcome="ok") == 1
+    assert value(found, worker, operation="get", outcome="missing") == 1
+    assert value(found, "movierec_worker_store_bytes_total", direction="up") == 2
 
 
 def test_in_process_calls_are_no_jobs(marks):

@@ -35,7 +35,7 @@ from prometheus_client.utils import floatToGoString
 from cache.reader import ActiveModel, CacheReader, NoActiveVersion
 from store.objects import BYTES as STORE_BYTES
 from store.objects import OPERATIONS as STORE_OPERATIONS
-from tasks.job_metrics import JobRuns, read_job_runs
+from tasks.job_metrics import JobRuns, read_job_runs, read_store_counts
 from web.health import version_age
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,13 @@ class CacheMetrics:
     def collect(self) -> Iterator[Metric]:
         try:
             runs = read_job_runs(self.reader.r)
+            store_counts = read_store_counts(self.reader.r)
             model = self._active()
         except redis.RedisError as error:  # the request metrics are still worth a scrape
             log.warning("metrics: the cache (Redis) is unavailable: %s", error)
             return
         yield from _job_families(runs)
+        yield from _worker_store_families(store_counts)
         age = None if model is None else version_age(model, time.time())
         if age is not None:
             gauge = GaugeMetricFamily(
@@ -104,6 +106,25 @@ class CacheMetrics:
             return self.reader.active()
         except NoActiveVersion:
             return None
+
+
+def _worker_store_families(counts: dict[tuple[str, ...], int]) -> tuple[Metric, Metric]:
+    """The workers' version-store calls and bytes, which they add to Redis after each task
+    (the web processes' own are movierec_store_operations_total and movierec_store_bytes_total)."""
+    operations = CounterMetricFamily(
+        "movierec_worker_store_operations",
+        "Workers' calls to the version store, by operation and outcome (ok, missing, error).",
+        labels=["operation", "outcome"],
+    )
+    moved = CounterMetricFamily(
+        "movierec_worker_store_bytes",
+        "Bytes workers moved to or from the version store, by direction (up, down).",
+        labels=["direction"],
+    )
+    for key, n in sorted(counts.items()):
+        family = operations if key[0] == "operations" else moved
+        family.add_metric(list(key[1:]), n)
+    return operations, moved
 
 
 def _job_families(runs: list[JobRuns]) -> tuple[Metric, Metric]:
