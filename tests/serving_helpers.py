@@ -13,8 +13,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
+import psycopg
 
 from pipeline.artifacts import VersionFolder
 from service.embedded_redis import start_redis
@@ -145,6 +147,23 @@ def redis_server(folder: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+class Servers(NamedTuple):
+    database_url: str
+    redis_url: str
+
+
+@contextmanager
+def servers_with(data: Path, tmp: Path) -> Iterator[Servers]:
+    """A real PostgreSQL holding the MovieLens folder `data`, and a real Redis."""
+    from db.importer import import_folder
+    from service.embedded_postgres import running_postgres
+
+    with running_postgres(tmp / "pg") as db_url, redis_server(tmp / "redis") as redis_url:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            import_folder(conn, data, tmp / "import", progress=False)
+        yield Servers(db_url, redis_url)
 
 
 def serving_env(**overrides: str) -> dict[str, str]:

@@ -15,13 +15,11 @@ from cache.lock import TokenLock
 from cache.redis_client import redis_from_url
 from cache.settings import Settings
 from db.database import Database
-from db.importer import import_folder
 from pipeline.artifacts import ModelsFolder
-from service.embedded_postgres import running_postgres
 from store.versions import open_store
 from tasks.celery_app import make_celery
 from tasks.jobs import job_status, submit_retrain
-from tests.serving_helpers import redis_server, serving_env, spawn_cli, stop, wait_until
+from tests.serving_helpers import servers_with, serving_env, spawn_cli, stop, wait_until
 from web import create_app
 
 pytestmark = pytest.mark.integration
@@ -35,9 +33,7 @@ def live(small_data, tmp_path_factory):
     """PostgreSQL with the synthetic folder, Redis, a worker; the web app; a first version
     trained from the database snapshot."""
     tmp = tmp_path_factory.mktemp("live")
-    with running_postgres(tmp / "pg") as db_url, redis_server(tmp / "redis") as redis_url:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            import_folder(conn, small_data, tmp / "out", progress=False)
+    with servers_with(small_data, tmp) as (db_url, redis_url):
         env = serving_env(
             REDIS_URL=redis_url,
             MOVIEREC_DATABASE_URL=db_url,

@@ -16,17 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from cache.settings import Settings
-from db.importer import import_folder
-from pipeline.synth import synthesize
-from service.embedded_postgres import running_postgres
 from service.embedded_redis import free_port
 from tasks.celery_app import make_celery
 from tests.s3_server import S3Server
-from tests.serving_helpers import http, redis_server, serving_env, spawn_cli, stop, wait_until
+from tests.serving_helpers import http, servers_with, serving_env, spawn_cli, stop, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOKEN = "multihost-token"
@@ -64,16 +60,12 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(s3_server: S3Server, tmp_path_factory) -> Iterator[Cluster]:
+def cluster(s3_server: S3Server, small_data: Path, tmp_path_factory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("multihost")
-    data = tmp / "movielens"
-    synthesize(30_000, data, seed=11)
     hosts = {name: tmp / name for name in HOSTS}
     for folder in hosts.values():
         folder.mkdir()
-    with running_postgres(tmp / "pg") as db_url, redis_server(tmp / "redis") as redis_url:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            import_folder(conn, data, tmp / "import", progress=False)
+    with servers_with(small_data, tmp) as (db_url, redis_url):
         shared = serving_env(
             REDIS_URL=redis_url,
             MOVIEREC_DATABASE_URL=db_url,
@@ -85,7 +77,7 @@ def cluster(s3_server: S3Server, tmp_path_factory) -> Iterator[Cluster]:
         shared.pop("MOVIEREC_DATA", None)  # workers read ratings from PostgreSQL only
         env = {name: shared | {"MOVIEREC_OUTPUT": str(path)} for name, path in hosts.items()}
         logs = {name: tmp / f"{name}.log" for name in (*HOSTS, "bootstrap")}
-        hidden = [data, tmp / "import"]
+        hidden = [small_data, tmp / "import"]
 
         def spawn(host: str, args: list[str], log: str):
             return spawn_cli(args, env[host], logs[log], isolated(host, hosts, hidden))

@@ -1,9 +1,11 @@
 """Serving processes start without the offline pipeline's heavy libraries."""
 
+import os
 import subprocess
 import sys
 
 HEAVY = ("pandas", "sklearn", "matplotlib", "pyarrow", "pipeline.run")
+STORAGE_CLIENTS = ("obstore", "boto3", "botocore", "s3fs")
 
 PROBE = """
 from service.cli import build_parser
@@ -13,18 +15,24 @@ create_app()
 """
 
 
-def loaded(probe: str, modules: tuple[str, ...]) -> str:
+def loaded(probe: str, modules: tuple[str, ...], env: dict[str, str] | None = None) -> str:
     """Which of `modules` a fresh interpreter has imported after running `probe` (this test
     process has imported everything already); the report is the last line printed."""
     report = f"\nimport sys\nprint(','.join(m for m in {modules!r} if m in sys.modules))\n"
     out = subprocess.run(
-        [sys.executable, "-c", probe + report], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe + report], capture_output=True, text=True, check=True, env=env
     )
     return out.stdout.splitlines()[-1]
 
 
 def test_the_web_command_path_imports_no_heavy_library():
-    assert loaded(PROBE, HEAVY) == ""
+    assert loaded(PROBE, (*HEAVY, *STORAGE_CLIENTS)) == ""
+
+
+def test_the_web_tier_starts_without_the_s3_client_even_on_a_bucket():
+    """The client loads on the first store call (a new movie, /health), not at start-up."""
+    env = os.environ | {"MOVIEREC_MODELS": "s3://movierec/models"}
+    assert loaded(PROBE, STORAGE_CLIENTS, env) == ""
 
 
 def test_the_offline_parser_imports_no_heavy_library():
