@@ -10,8 +10,10 @@ S3 server (`MOVIEREC_MODELS=s3://<bucket>/models`, AWS variables naming the serv
 retrains both, one after the other, the first of the two alternating: `POST /jobs/retrain`
 until `GET /jobs/<id>` says SUCCESS. Reported per retrain: the wall time and its phases
 (training, user chunks, publish, from the job's progress), the CPU time of the stack and of
-the moto server, the requests the server logged and the size of the stored version; then the
-medians and their ratio against the goal (S3 at most GOAL times the folder).
+the moto server, the requests the server logged, the workers' store bytes and calls (from the
+web tier's /metrics) and the size of the stored version; then the medians and their ratio
+against the goal (S3 at most GOAL times the folder), the per-round ratios and the CPU ratio,
+which other jobs on the machine disturb least.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -59,6 +62,10 @@ VARIANTS = ("folder", "s3")
 STORE_ENV = (MODELS_VARIABLE, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", *CREDENTIALS)
 REQUEST_LINE = re.compile(r'"(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/[0-9.]+" (\d{3})')
 MARKERS = ("/trained.json", "/complete.json")
+WORKER_STORE = re.compile(
+    r"^movierec_worker_store_(bytes|operations)_total\{([^}]*)\} (\S+)$", re.MULTILINE
+)
+SETTLE_S = 1.0  # a task adds its store counts to Redis just after it ends
 BEGIN, END = "<!-- bench_store: begin -->", "<!-- bench_store: end -->"
 SECTION = "## Version store: a retrain with the versions in a folder and in S3"
 
@@ -129,6 +136,16 @@ class Moto:
         return len(sizes), sum(sizes)
 
 
+def store_counts(base: str) -> Counter[str]:
+    """The workers' store traffic so far as /metrics shows it: bytes up and down, and calls."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found: Counter[str] = Counter()
+    for kind, labels, value in WORKER_STORE.findall(text):
+        found[labels.split('"')[1] if kind == "bytes" else "calls"] += float(value)
+    return found
+
+
 def request_kind(method: str, path: str) -> str:
     """LIST, or the method and what it read: a chunk part, a marker, a version file."""
     if method != "GET":
@@ -167,10 +184,14 @@ def one_retrain(stack: Stack, moto: Moto, args: argparse.Namespace, label: str) 
     moto.requests()  # what the other stack's idle workers asked for meanwhile is not ours
     mine, server = stack.service.process.pid, moto.server.process.pid
     before_stack, before_moto = cpu_ticks([mine]), cpu_ticks([server])
+    counted = store_counts(stack.service.base)
     with Watch() as watch:
         result = retrain(stack.service, args.timeout)
     stack_cpu = (cpu_ticks([mine]) - before_stack) / CLK_TCK
     moto_cpu = (cpu_ticks([server]) - before_moto) / CLK_TCK
+    time.sleep(SETTLE_S)
+    moved = store_counts(stack.service.base)
+    moved.subtract(counted)
     record = {
         "label": label,
         "variant": stack.name,
@@ -179,6 +200,9 @@ def one_retrain(stack: Stack, moto: Moto, args: argparse.Namespace, label: str) 
         "stack_cpu_s": stack_cpu,
         "moto_cpu_s": moto_cpu,
         "requests": moto.requests(),
+        "store_up_bytes": moved["up"],
+        "store_down_bytes": moved["down"],
+        "store_calls": moved["calls"],
         "load1": quiet["load1"],
         "waited_s": quiet["waited_s"],
         "heavy_before": quiet["heavy_others"],
@@ -243,6 +267,15 @@ def medians(rounds: list[dict], variant: str, key: str) -> float:
     return median([v for v in values if not math.isnan(v)])
 
 
+def paired_ratios(rounds: list[dict]) -> list[float]:
+    """S3 / folder of the two retrains of each round, where both succeeded."""
+    times: dict[str, dict[str, float]] = {}
+    for r in rounds:
+        if r.get("state") == "SUCCESS":
+            times.setdefault(r["label"].split()[1], {})[r["variant"]] = r["seconds"]
+    return [t["s3"] / t["folder"] for t in times.values() if len(t) == 2]
+
+
 def requests_text(requests: dict[str, int]) -> str:
     shown = [f"{n} {method}" for method, n in sorted(requests.items()) if n and method != "5xx"]
     return ", ".join(shown) or "-"
@@ -274,12 +307,13 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         f"the live version's ratings, as every later retrain does. A stored version: "
         f"{stored['objects']} files, {stored['bytes'] / MIB:,.1f} MiB (ratings.parquet "
         f"{ratings / MIB:,.1f} MiB, the two user files {users / MIB:,.1f} MiB). An S3 retrain "
-        "uploads all of it, plus the chunk parts (about as large as the user files), and "
-        "downloads the parts once, to merge them at publish.",
+        "uploads all of it and the chunk parts, and downloads the parts once, to merge them "
+        "at publish (the workers' counts of bytes and calls, from `/metrics`, are below).",
         "",
         "| round | store | retrain (s) | training (s) | user chunks (s) | publish (s) "
-        "| stack CPU (s) | moto CPU (s) | S3 requests | load before |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| stack CPU (s) | store up / down (MiB), calls | moto CPU (s) | S3 requests "
+        "| load before |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rounds:
         if r.get("state") != "SUCCESS":
@@ -288,10 +322,14 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         moto = "- | -"
         if r["variant"] == "s3":
             moto = f"{r['moto_cpu_s']:.1f} | {requests_text(r['requests'])}"
+        moved = (
+            f"{r['store_up_bytes'] / MIB:,.1f} / {r['store_down_bytes'] / MIB:,.1f}, "
+            f"{r['store_calls']:.0f}"
+        )
         lines.append(
             f"| {r['label'].split()[1]} | {r['variant']} | {r['seconds']:.1f} | "
             f"{r['train_s']:.1f} | {r['users_s']:.1f} | {r['publish_s']:.1f} | "
-            f"{r['stack_cpu_s']:.1f} | {moto} | {r['load1']:.2f} |"
+            f"{r['stack_cpu_s']:.1f} | {moved} | {moto} | {r['load1']:.2f} |"
         )
     keys = ("seconds", "train_s", "users_s", "publish_s", "stack_cpu_s", "moto_cpu_s")
     lines += [
@@ -305,11 +343,17 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
         cells[-1] = cells[-1] if variant == "s3" else "-"
         lines.append(f"| {variant} | {' | '.join(cells)} |")
     verdict = "met" if ratio <= GOAL else "NOT met"
-    logs = report["logs"]
+    logs, paired = report["logs"], paired_ratios(rounds)
+    cpu = (medians(rounds, "s3", "stack_cpu_s") + medians(rounds, "s3", "moto_cpu_s")) / (
+        medians(rounds, "folder", "stack_cpu_s")
+    )
     lines += [
         "",
         f"Ratio S3 / folder of the median retrains: **{ratio:.2f}x** (goal <= {GOAL}x: "
-        f"**{verdict}**). Error lines in the service logs: folder "
+        f"**{verdict}**). The two retrains of each round, S3 / folder: "
+        f"{', '.join(f'{x:.2f}' for x in paired)} (median {median(paired):.2f}). CPU time, "
+        f"the S3 stack's and moto's against the folder stack's (medians): {cpu:.2f}x. "
+        "Error lines in the service logs: folder "
         f"{logs['folder']['log_errors']}, S3 {logs['s3']['log_errors']}; 5xx answers of the "
         f"moto server during the retrains: {logs['moto_5xx']}.",
     ]
