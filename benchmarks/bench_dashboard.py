@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from benchmarks.markdown_section import write_section
 from cache.publish import publish_version_dir
 from db.importer import import_folder
 from pipeline.artifacts import OutputFolder
@@ -169,18 +170,6 @@ def markdown(report: dict, runs: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's part of the file (between its markers), or append it."""
-    text = path.read_text()
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = f"{text.rstrip()}\n\n## Dashboard pages\n\n{block}\n"
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=BUNDLED_SAMPLE, help="ml-latest-small")
@@ -192,7 +181,7 @@ def main() -> int:
     body = markdown(report, args.runs)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, body, "## Dashboard pages", BEGIN, END)
     return 0
 
 

@@ -50,6 +50,7 @@ from benchmarks.bench_live import (
     worker_log_stats,
 )
 from benchmarks.bench_pipeline import ensure_data
+from benchmarks.markdown_section import write_section
 from pipeline.artifacts import VersionFolder
 from store.settings import MODELS_VARIABLE
 from tests.s3_server import CREDENTIALS, S3Server, running_s3_server
@@ -360,18 +361,6 @@ def markdown(report: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace what this script wrote last time (between markers), keep everything else."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = f"{text.rstrip()}\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text)
-
-
 # ----------------------------------------------------------------------------------- main
 
 
@@ -420,7 +409,7 @@ def main() -> int:
     body = markdown(report, args)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, body, SECTION, BEGIN, END)
     return 0
 
 
