@@ -241,13 +241,6 @@ class ModelsFolder:
 
         io.write_text(check_version(version) + "\n", self.latest_marker)
 
-    def version_folders(self) -> list[VersionFolder]:
-        """Finished version folders, oldest first (staging folders start with a dot)."""
-        if not self.path.is_dir():
-            return []
-        found = (p for p in self.path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        return [VersionFolder(p) for p in sorted(found)]
-
 
 @dataclass(frozen=True)
 class OutputFolder:

@@ -20,10 +20,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from pipeline.artifacts import VersionFolder
 from pipeline.atomic import atomic_path
 from store.manifest import CorruptDownload, FileEntry
 
 IN_USE_SECONDS = 60.0
+
+
+class Copy(NamedTuple):
+    path: Path
+    downloaded: bool  # False: this host had it
 
 
 class CachedFile(NamedTuple):
@@ -42,15 +48,16 @@ class HostCache:
 
     def get(
         self, version: str, name: str, entry: FileEntry, download: Callable[[], Iterator[bytes]]
-    ) -> Path:
+    ) -> Copy:
         """The verified local copy of one file, downloaded unless this host has it."""
         target = self.folder(version) / name
-        if not _touch(target):
-            with _file_lock(target):
-                if not _touch(target):  # another process may have fetched it meanwhile
-                    _download(target, entry, download())
-            self.evict(keep={target})
-        return target
+        if _touch(target):
+            return Copy(target, downloaded=False)
+        with _file_lock(target):
+            if _touch(target):  # another process fetched it meanwhile
+                return Copy(target, downloaded=False)
+            _download(target, entry, download())
+        return Copy(target, downloaded=True)
 
     def marker(self, version: str, name: str) -> bytes | None:
         """A commit marker read from the store before: markers never change once written, so
@@ -74,6 +81,8 @@ class HostCache:
                 break
             if cached.path in kept or now - cached.used < IN_USE_SECONDS:
                 continue
+            if _used_since(cached):
+                continue
             cached.path.unlink(missing_ok=True)
             total -= cached.size
             removed.append(cached.path)
@@ -86,7 +95,9 @@ class HostCache:
         gone = [
             folder
             for folder in self._folders(with_staging=True)
-            if folder.name not in keep_versions and now - folder.stat().st_mtime > idle_seconds
+            if folder.name not in keep_versions
+            and now - folder.stat().st_mtime > idle_seconds
+            and (folder.name.startswith(".") or _from_store(folder))
         ]
         for folder in gone:
             shutil.rmtree(folder, ignore_errors=True)
@@ -99,12 +110,31 @@ class HostCache:
         return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(skip)]
 
     def _files(self) -> list[CachedFile]:
+        """Files of versions read from or committed to the store, markers aside: a folder
+        without a marker (an earlier release's version, a run not yet committed) is no copy."""
+        markers = set(VersionFolder.MARKERS.values())
         return [
             CachedFile(path, stat.st_size, stat.st_mtime)
             for folder in self._folders()
+            if _from_store(folder)
             for path in folder.iterdir()
-            if path.is_file() and not path.name.startswith(".") and (stat := path.stat())
+            if path.is_file()
+            and not path.name.startswith(".")
+            and path.name not in markers
+            and (stat := path.stat())
         ]
+
+
+def _used_since(cached: CachedFile) -> bool:
+    """Touched (or gone) since the cache was listed: another process is reading it."""
+    try:
+        return cached.path.stat().st_mtime != cached.used
+    except FileNotFoundError:
+        return True
+
+
+def _from_store(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in VersionFolder.MARKERS.values())
 
 
 def _touch(path: Path) -> bool:

@@ -43,12 +43,16 @@ class S3Backend:
         client_options = {
             "connect_timeout": timedelta(seconds=settings.connect_timeout),
             "read_timeout": timedelta(seconds=settings.read_timeout),
+            "timeout": timedelta(seconds=settings.transfer_timeout),
             "allow_http": bool(endpoint and endpoint.startswith("http://")),
         }
         retry_config = {
             "max_retries": settings.retries,
             "retry_timeout": timedelta(seconds=settings.retry_window),
-            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(1)},
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=1),
+            },
         }
         bucket, _, prefix = settings.url[len(S3_SCHEME) :].partition("/")
         return S3Store(

@@ -3,8 +3,9 @@
 `MOVIEREC_MODELS` names the store: a folder (by default `$MOVIEREC_OUTPUT/models`) or
 `s3://bucket/prefix` in any S3-compatible object store, reached with the standard AWS variables
 (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`). The
-defaults bound one call, retries included, to about 3.5 s, which keeps a web request that
-needs the store under 5 s.
+defaults bound a call to a store that stops answering, retries included, to about 3.5 s,
+which keeps a web request that needs the store under 5 s; a transfer that keeps moving may
+take up to MOVIEREC_STORE_TRANSFER_TIMEOUT (a worker downloading a large version).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 1.5  # a stall, not a whole download: it restarts at every read
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_WINDOW = 2.0  # no retry starts later than this after the first attempt
+# A whole transfer, however steady: a version's ratings at 25M are ~190 MB. Stalls are caught
+# by the read timeout long before.
+DEFAULT_TRANSFER_TIMEOUT = 900.0
 DEFAULT_CACHE_BYTES = 4 << 30
 
 
@@ -37,6 +41,7 @@ class StoreSettings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retries: int = DEFAULT_RETRIES
     retry_window: float = DEFAULT_RETRY_WINDOW
+    transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
     cache_bytes: int = DEFAULT_CACHE_BYTES
 
     @property
@@ -63,6 +68,9 @@ class StoreSettings:
             read_timeout=_seconds(env, "MOVIEREC_STORE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
             retries=int(_seconds(env, "MOVIEREC_STORE_RETRIES", DEFAULT_RETRIES, zero=True)),
             retry_window=_seconds(env, "MOVIEREC_STORE_RETRY_WINDOW", DEFAULT_RETRY_WINDOW),
+            transfer_timeout=_seconds(
+                env, "MOVIEREC_STORE_TRANSFER_TIMEOUT", DEFAULT_TRANSFER_TIMEOUT
+            ),
             cache_bytes=int(_seconds(env, "MOVIEREC_STORE_CACHE_BYTES", DEFAULT_CACHE_BYTES)),
         )
 

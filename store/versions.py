@@ -110,12 +110,11 @@ class VersionStore:
 
     def fetch_parts(self, version: str, into: Path) -> Path:
         """A folder with every chunk part of the version: the store's own, or copies in `into`."""
-        keys = self.part_keys(version)
         local = self.backend.local_path(_key(version, VersionFolder.PARTS))
         if local is not None:
             return local
         into.mkdir(parents=True, exist_ok=True)
-        for key in keys:
+        for key in self.part_keys(version):
             with (into / key.rsplit("/", 1)[1]).open("wb") as handle:
                 for block in self.backend.chunks(key):
                     handle.write(block)
@@ -144,12 +143,30 @@ class VersionStore:
         try:
             data = self.backend.read_bytes(_key(version, marker))
         except StoreMissing:
-            raise VersionNotReady(
-                f"version {version} is not {stage} in the store {self.url}"
-            ) from None
+            if not self._adopt(version):
+                raise VersionNotReady(
+                    f"version {version} is not {stage} in the store {self.url}"
+                ) from None
+            data = self.backend.read_bytes(_key(version, marker))
         if self.cache:
             self.cache.keep_marker(version, marker, data)
         return data
+
+    def _adopt(self, version: str) -> bool:
+        """A whole version folder written before the store had markers (an earlier release's
+        `output/models/<version>/`) is sealed as it is, so an upgraded service keeps serving,
+        retraining from and placing movies with it. Only in a folder store, and only a folder
+        with neither marker and every required file: never one a retrain is still writing."""
+        path = self.backend.local_path(version)
+        if path is None or not VERSION_ID.fullmatch(version):
+            return False
+        folder = VersionFolder(path)
+        markers = [folder.marker(stage) for stage in VersionFolder.MARKERS]
+        if not path.is_dir() or folder.missing() or any(m.exists() for m in markers):
+            return False
+        self.commit_trained(folder)
+        self.commit_complete(folder)
+        return True
 
     def fetch(
         self, version: str, names: Iterable[str] | None = None, stage: str = COMPLETE
@@ -168,10 +185,13 @@ class VersionStore:
             )
         return VersionFolder(self.cache.folder(version))
 
+    def version_ids(self) -> list[str]:
+        """Every version id in the store, oldest first (ids begin with their UTC time)."""
+        return sorted(name for name in self.backend.top_level() if VERSION_ID.fullmatch(name))
+
     def versions(self) -> list[StoredVersion]:
-        """Every version in the store, oldest first (ids begin with their UTC time)."""
-        found = [name for name in self.backend.top_level() if VERSION_ID.fullmatch(name)]
-        return [self._describe(version) for version in sorted(found)]
+        """Every version with its step and last write: one listing per version."""
+        return [self._describe(version) for version in self.version_ids()]
 
     def _describe(self, version: str) -> StoredVersion:
         objects = self.backend.list(version)
@@ -226,8 +246,12 @@ class VersionStore:
             if v.stage != COMPLETE and (now - v.modified).total_seconds() > abandon_after
         }
         doomed -= protected
+        markers = set(VersionFolder.MARKERS.values())
         for version in sorted(doomed):
-            self.backend.delete([item.key for item in self.backend.list(version)])
+            keys = [item.key for item in self.backend.list(version)]
+            sealing = [key for key in keys if key.rsplit("/", 1)[-1] in markers]
+            self.backend.delete(sealing)  # first: a prune cut short leaves no "complete" husk
+            self.backend.delete([key for key in keys if key not in sealing])
             self._manifests = {k: m for k, m in self._manifests.items() if k[0] != version}
         return sorted(doomed)
 

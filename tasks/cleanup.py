@@ -27,6 +27,5 @@ def cleanup_versions() -> dict[str, list[str]]:
     removed = store.prune(
         protected - {None}, settings.keep_versions, settings.job_deadline_seconds, datetime.now(UTC)
     )
-    stored = {stored.version for stored in store.versions()}
-    host = store.prune_host_cache(stored, settings.job_deadline_seconds)
+    host = store.prune_host_cache(set(store.version_ids()), settings.job_deadline_seconds)
     return {"cache": dropped, "store": removed, "host_cache": host}

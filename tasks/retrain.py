@@ -154,7 +154,8 @@ def served_params(folder: VersionFolder | None) -> PipelineParams:
     bind=True,
     name=TASK_USERS_CHUNK,
     **time_limits(SETTINGS.chunk_time_limit),
-    autoretry_for=(redis.ConnectionError, redis.TimeoutError, StoreUnavailable),
+    # FileNotFoundError: a cached file evicted by another process between fetch and read
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError, StoreUnavailable, FileNotFoundError),
     retry_backoff=True,
     max_retries=5,
 )
@@ -189,7 +190,7 @@ def publish_version(
     if pointers.active == version:  # redelivered after the flip: report it, flip nothing
         release_retrain_lock(r, settings, job_id)
         users = r.hlen(keys.VersionKeys(version).users)
-        caught_up = catch_up(r, version)
+        caught_up = catch_up(r, version, _stored_snapshot(version))
         return {"version": version, "previous": pointers.previous, "users": users} | caught_up
     try:
         hold_lock(r, job_id)
@@ -198,10 +199,11 @@ def publish_version(
         if chunk_users != n_users:
             raise PublishError(f"chunks computed {chunk_users} users, expected {n_users}")
         with retrain_heartbeat(r, settings, job_id):
-            complete_version(get_store(), version)
+            folder = complete_version(get_store(), version, n_users)
+        snapshot = _snapshot_of(folder)  # read before the flip: after it, nothing may fail
         hold_lock(r, job_id)
         summary = finish_publish(r, version, expected_users=n_users)
-        get_store().mark_latest(version)
+        _mark_latest(version)
         summary["dropped"] = versions.cleanup(
             r, settings.grace_seconds, settings.job_deadline_seconds
         )
@@ -209,32 +211,56 @@ def publish_version(
         give_up(r, job_id)
         raise
     release_retrain_lock(r, settings, job_id)
-    summary |= catch_up(r, version)
+    summary |= catch_up(r, version, snapshot)
     log.info("published %s (previous %s)", version, summary["previous"])
     return summary
 
 
-def complete_version(store: VersionStore, version: str) -> None:
-    """Merge the chunk parts in the store into the user files and seal the version complete.
+def complete_version(store: VersionStore, version: str, n_users: int) -> VersionFolder:
+    """Merge the chunk parts in the store into the user files and seal the version complete;
+    returns the version's folder on this host, with its metadata.
 
     A redelivered publish finds it complete and does nothing again."""
     try:
         store.manifest(version, COMPLETE)
-        return
+        return store.fetch(version, (VersionFolder.METADATA,))
     except VersionNotReady:
         pass
-    folder = store.fetch(version, (), TRAINED)  # where this host keeps the version's files
+    folder = store.fetch(version, (VersionFolder.METADATA,), TRAINED)
     with tempfile.TemporaryDirectory() as scratch:
-        folder.write_users(merge_user_parts(store.fetch_parts(version, Path(scratch))))
+        lists = merge_user_parts(store.fetch_parts(version, Path(scratch)))
+    if len(lists.favorites) != n_users:  # a part the store's listing did not show yet
+        raise PublishError(f"the chunk parts hold {len(lists.favorites)} users, not {n_users}")
+    folder.write_users(lists)
     store.commit_complete(folder)
     store.drop_parts(version)
+    return folder
 
 
-def catch_up(r: redis.Redis, version: str) -> dict[str, int]:
+def _snapshot_of(folder: VersionFolder) -> str | None:
+    return folder.read_metadata().get("database", {}).get("pg_snapshot")
+
+
+def _stored_snapshot(version: str) -> str | None:
+    """The version's database snapshot, or None (and a warning) when the store does not answer."""
+    try:
+        return _snapshot_of(version_folder(version, (VersionFolder.METADATA,)))
+    except StoreUnavailable as error:
+        log.warning("catching up %s skipped (%s): the pending sweep will", version, error)
+        return None
+
+
+def _mark_latest(version: str) -> None:
+    """After the flip a store failure must not fail the job: LATEST lags until the next one."""
+    try:
+        get_store().mark_latest(version)
+    except StoreUnavailable as error:
+        log.warning("LATEST not moved to %s: %s", version, error)
+
+
+def catch_up(r: redis.Redis, version: str, snapshot: str | None) -> dict[str, int]:
     """Refresh the users whose ratings changed after the version's snapshot, in the version now
     live: nothing written during a retrain is lost. A failure here is left to the pending sweep."""
-    metadata = version_folder(version, (VersionFolder.METADATA,)).read_metadata()
-    snapshot = metadata.get("database", {}).get("pg_snapshot")
     db = worker_database()
     if snapshot is None or db is None:
         return {}

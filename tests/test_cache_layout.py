@@ -262,8 +262,10 @@ def test_chunk_parts_merge_into_the_documented_user_files(tmp_path):
         recs = RECOMMENDATIONS[RECOMMENDATIONS["userId"].between(lo, hi)]
         for part in write_user_part(tmp_path / "chunk", lo, hi, UserLists(fav, recs)):
             store.put_part(folder.version, part)
-    complete_version(store, folder.version)
-    complete_version(store, folder.version)  # a redelivered publish keeps the merged files
+    with pytest.raises(PublishError, match="hold 3 users, not 4"):
+        complete_version(store, folder.version, 4)  # a part the listing did not show
+    complete_version(store, folder.version, 3)
+    complete_version(store, folder.version, 3)  # a redelivered publish keeps the merged files
     pd.testing.assert_frame_equal(pd.read_parquet(folder.favorites), FAVORITES)
     pd.testing.assert_frame_equal(pd.read_parquet(folder.recommendations), RECOMMENDATIONS)
     assert not folder.parts.exists()

@@ -27,6 +27,7 @@ from pipeline.readers import read_dataset
 from pipeline.run import PipelineParams, build
 from service.cli import main
 from store.local import LocalBackend
+from store.objects import StoreUnavailable
 from store.versions import VersionStore, store_for_output
 from tests.test_architecture import PACKAGES, ROOT, modules, string_literals
 from web.errors import ApiError
@@ -198,3 +199,19 @@ def test_the_web_places_new_movies_with_either_format(version, model_format):
         active(version), "Animation|Children|Comedy"
     )
     assert cluster == assign_movie(load_model(version, "joblib"), "Animation|Children|Comedy")
+
+
+def test_after_a_store_failure_new_movies_are_refused_at_once_for_a_while(version):
+    calls: list[str] = []
+
+    class Unreachable(VersionStore):
+        def fetch(self, *args, **kwargs):
+            calls.append("fetch")
+            raise StoreUnavailable("version store: error sending request")
+
+    cache = ModelCache(Unreachable(LocalBackend(version.path.parent), None))
+    for _ in range(3):
+        with pytest.raises(ApiError) as refused:
+            cache.cluster_of(active(version), "Drama")
+        assert refused.value.status == 503 and "unreachable" in refused.value.message
+    assert calls == ["fetch"]  # the later requests did not wait for the store again

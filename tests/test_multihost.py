@@ -167,9 +167,13 @@ def test_reads_go_on_and_a_new_movie_waits_while_the_store_is_frozen(s3_server, 
         assert time.monotonic() - started < 5
         for path in ("/recommend/user/2?n=5", "/movie/1", "/popular", "/clusters"):
             assert http("GET", cluster.base + path)[0] in (200, 404), path
-        status, health = http("GET", cluster.base + "/health")
-        assert status == 200 and health["status"] == "degraded"
-        assert health["degraded"] == ["store"]
+
+        def degraded() -> dict | None:  # /health checks the store at most every 10 s
+            status, health = http("GET", cluster.base + "/health")
+            assert status == 200
+            return health if health["status"] == "degraded" else None
+
+        assert wait_until(degraded, 20, "/health to see the store")["degraded"] == ["store"]
     status, placed = cluster.send("POST", "/movies", body)
     assert status == 201, placed
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.artifacts import COMPLETE, TRAINED, VersionFolder
 from store.host_cache import IN_USE_SECONDS, HostCache
+from store.local import LocalBackend
 from store.manifest import CorruptDownload, entry_of
 from store.objects import StoreUnavailable
 from store.settings import StoreSettings, StoreSettingsError
@@ -203,10 +204,11 @@ def test_a_frozen_or_closed_store_fails_within_its_deadline(
 
 def test_the_cache_evicts_the_least_recently_used_files_first(tmp_path):
     cache = HostCache(tmp_path, max_bytes=25)
+    (tmp_path / VERSION).mkdir()
+    (tmp_path / VERSION / "trained.json").write_text("{}")  # a copy of a stored version
     files = []
     for age, name in ((300, "a"), (200, "b"), (100, "c")):
         path = tmp_path / VERSION / name
-        path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x" * 10)
         os.utime(path, (time.time() - IN_USE_SECONDS - age,) * 2)
         files.append(path)
@@ -232,3 +234,46 @@ def s3_store(s3_server, tmp_path, monkeypatch) -> tuple[VersionStore, StoreSetti
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     settings = StoreSettings(url=s3_server.new_bucket(), cache_dir=tmp_path / "host" / "models")
     return open_store(settings), settings
+
+
+def test_a_version_folder_from_before_the_markers_is_adopted_whole(tmp_path):
+    store = VersionStore(LocalBackend(tmp_path), None)
+    old = with_users(written(tmp_path))
+    for name in VersionFolder.REQUIRED:
+        (old.path / name).touch()
+    assert store.fetch(VERSION).path == old.path
+    assert old.marker(COMPLETE).is_file() and old.marker(TRAINED).is_file()
+
+
+def test_a_version_being_written_is_not_adopted(tmp_path):
+    store = VersionStore(LocalBackend(tmp_path), None)
+    folder = written(tmp_path)
+    store.commit_trained(folder)
+    for name in VersionFolder.REQUIRED:
+        (folder.path / name).touch()  # the user files of a publish not yet sealed
+    with pytest.raises(VersionNotReady):
+        VersionStore(LocalBackend(tmp_path), None).fetch(VERSION)
+
+
+def test_pruning_removes_the_markers_before_the_files(tmp_path):
+    store = VersionStore(LocalBackend(tmp_path), None)
+    store.commit(with_users(written(tmp_path / "trainer")))
+    deleted: list[list[str]] = []
+    delete = store.backend.delete
+    store.backend.delete = lambda keys: deleted.append(sorted(keys)) or delete(keys)
+    assert store.prune(set(), keep=0, abandon_after=600, now=datetime.now(UTC)) == [VERSION]
+    assert deleted[0] == [f"{VERSION}/complete.json", f"{VERSION}/trained.json"]
+
+
+def test_the_cache_leaves_markers_and_folders_it_did_not_fill(tmp_path):
+    cache = HostCache(tmp_path, max_bytes=0)
+    copy, own = tmp_path / VERSION, tmp_path / "20250101T000000000000Z-ffff0000"
+    for folder in (copy, own):
+        folder.mkdir()
+        (folder / "movies.parquet").write_bytes(b"x" * 10)
+    (copy / "trained.json").write_text("{}")
+    old = time.time() - IN_USE_SECONDS - 10
+    for path in (*copy.iterdir(), *own.iterdir()):
+        os.utime(path, (old, old))
+    assert cache.evict() == [copy / "movies.parquet"]
+    assert (copy / "trained.json").is_file() and (own / "movies.parquet").is_file()

@@ -6,6 +6,8 @@ judged by the heartbeats their main processes leave in Redis, never by a broadca
 
 from __future__ import annotations
 
+import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +20,9 @@ from store.versions import VersionStore
 from tasks.heartbeats import BEAT_LATE_SECONDS, WORKER_ALIVE_SECONDS, Liveness, read_liveness
 from tasks.jobs import public_error
 from web.errors import HOW_TO_PUBLISH
+from web.recent import Recent
+
+log = logging.getLogger(__name__)
 
 OK, DOWN, LATE = "ok", "down", "late"
 FAILING = (DOWN, LATE)
@@ -128,13 +133,25 @@ def _database(database: Database | None) -> dict:
     return {"status": OK}
 
 
+STORE_CHECK_SECONDS = 10.0
+_store_checks: weakref.WeakKeyDictionary[VersionStore, Recent[dict]] = weakref.WeakKeyDictionary()
+
+
 def _store(store: VersionStore) -> dict:
     """Degraded, not down, when unreachable: lists and movies are served from Redis; only
-    retrains and placing a new movie on a host without the model need the store."""
+    retrains and placing a new movie on a host without the model need the store. Checked at
+    most every STORE_CHECK_SECONDS: /health is polled, and a hung store takes seconds to fail.
+    The error's details (which may name the endpoint) go to the log only."""
+    recent = _store_checks.setdefault(store, Recent(STORE_CHECK_SECONDS))
+    return recent.get(lambda: _check_store(store))
+
+
+def _check_store(store: VersionStore) -> dict:
     try:
         store.check()
     except StoreUnavailable as error:
-        return {"status": DEGRADED, "url": store.url, "error": str(error)}
+        log.warning("health: %s", error)
+        return {"status": DEGRADED, "url": store.url, "error": "the version store did not answer"}
     return {"status": OK, "url": store.url}
 
 

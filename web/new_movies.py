@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from cache.reader import ActiveModel
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, TRAINED, VersionFolder
-from store.objects import StoreUnavailable
-from store.versions import VersionNotReady, VersionStore
+from store.objects import StoreMissing, StoreUnavailable
+from store.versions import VersionStore
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+
+STORE_UNREACHABLE = "the version store holding the model is unreachable; try again shortly"
+UNREACHABLE_SECONDS = 5.0  # after a store failure, answer 503 at once for this long
 
 
 class ModelCache:
     def __init__(self, store: VersionStore, model_format: str = DEFAULT_MODEL_FORMAT) -> None:
         self.store = store
         self.model_format = model_format
+        self._unreachable_until = 0.0
         self._lock = threading.Lock()
         self._loaded: tuple[str, Any] | None = None
 
@@ -48,14 +54,15 @@ class ModelCache:
         from pipeline.model_store import ModelFileError, load_model
 
         names = (VersionFolder.METADATA, VersionFolder.MODEL_FILES[self.model_format])
+        if time.monotonic() < self._unreachable_until:  # requests queued behind a failure
+            raise ApiError(503, STORE_UNREACHABLE)
         try:
             folder = self.store.fetch(active.version, names, TRAINED)
         except StoreUnavailable as error:
             log.error("cannot place new movies: %s", error)
-            raise ApiError(
-                503, "the version store holding the model is unreachable; try again shortly"
-            ) from error
-        except VersionNotReady as error:
+            self._unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+            raise ApiError(503, STORE_UNREACHABLE) from error
+        except StoreMissing as error:  # never sealed, or pruned meanwhile
             raise self._unusable(active, error) from error
         try:
             return load_model(folder, self.model_format)

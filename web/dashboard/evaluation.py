@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 
 from store.objects import StoreUnavailable
-from store.versions import VersionStore
+from store.versions import Report, VersionStore
+from web.recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,26 @@ class Evaluation:
     methods: list[Method]
 
 
-def read_evaluation(store: VersionStore, name: str) -> Evaluation | None:
-    """None when no evaluation ran, its report cannot be read as one, or the store holding it
-    does not answer (the overview goes on without the section)."""
+REPORT_SECONDS = 30.0  # a report changes when `movierec evaluate` runs: rarely
+_reports: weakref.WeakKeyDictionary[VersionStore, dict[str, Recent[Report | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _stored_report(store: VersionStore, name: str) -> Report | None:
     try:
-        stored = store.read_report(name)
+        return store.read_report(name)
     except StoreUnavailable as error:
         log.warning("offline quality not shown: %s", error)
         return None
+
+
+def read_evaluation(store: VersionStore, name: str) -> Evaluation | None:
+    """None when no evaluation ran, its report cannot be read as one, or the store holding it
+    does not answer (the overview goes on without the section). Read at most every
+    REPORT_SECONDS per process, so a hung store delays one view, not each."""
+    recent = _reports.setdefault(store, {}).setdefault(name, Recent(REPORT_SECONDS))
+    stored = recent.get(lambda: _stored_report(store, name))
     if stored is None:
         return None
     try:
