@@ -16,7 +16,7 @@ Redis, the database and task messages name versions, and `fetch` turns one into 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,15 +175,19 @@ class VersionStore:
         those the step's manifest lists, each verified when it was downloaded."""
         manifest = self.manifest(version, stage)
         in_place = self.backend.local_path(version)
-        if in_place is not None:
-            return VersionFolder(in_place)
+        if in_place is not None or self.cache is None:  # a folder store: read in place
+            return VersionFolder(in_place or Path(version))
         wanted = manifest.files.keys() if names is None else set(names) & manifest.files.keys()
-        for name in sorted(wanted):
-            key = _key(version, name)
-            self.cache.get(
-                version, name, manifest.files[name], lambda k=key: self.backend.chunks(k)
-            )
+        copies = [
+            self.cache.get(version, name, manifest.files[name], self._chunks(version, name))
+            for name in sorted(wanted)
+        ]
+        if any(copy.downloaded for copy in copies):  # the bound, once per fetch
+            self.cache.evict(keep={copy.path for copy in copies})
         return VersionFolder(self.cache.folder(version))
+
+    def _chunks(self, version: str, name: str) -> Callable[[], Iterator[bytes]]:
+        return lambda: self.backend.chunks(_key(version, name))
 
     def version_ids(self) -> list[str]:
         """Every version id in the store, oldest first (ids begin with their UTC time)."""

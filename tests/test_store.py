@@ -277,3 +277,20 @@ def test_the_cache_leaves_markers_and_folders_it_did_not_fill(tmp_path):
         os.utime(path, (old, old))
     assert cache.evict() == [copy / "movies.parquet"]
     assert (copy / "trained.json").is_file() and (own / "movies.parquet").is_file()
+
+
+def test_a_fetch_that_downloads_keeps_the_cache_within_its_bound(s3_store, tmp_path):
+    store, settings = s3_store
+    store.commit_trained(written(tmp_path / "trainer"))
+    stale = settings.cache_dir / "20250101T000000000000Z-ffff0000"
+    stale.mkdir(parents=True)
+    (stale / "trained.json").write_text("{}")
+    (stale / "movies.parquet").write_bytes(b"x" * 100)
+    old = time.time() - IN_USE_SECONDS - 10
+    os.utime(stale / "movies.parquet", (old, old))
+    reader = VersionStore(
+        store.backend, HostCache(settings.cache_dir, max_bytes=len(CATALOG_BYTES))
+    )
+    reader.fetch(VERSION, ("movies.parquet",), TRAINED)
+    assert not (stale / "movies.parquet").exists()
+    assert (settings.cache_dir / VERSION / "movies.parquet").is_file()
