@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.artifacts import OutputFolder
-from pipeline.errors import MovierecError
-from pipeline.settings import REPO, find_data_dir
+from pipeline.settings import REPO, SettingsError, env_number, find_data_dir
 from store.settings import StoreSettings
 
 if TYPE_CHECKING:  # store.versions loads prometheus_client, which must come after the
@@ -19,10 +18,6 @@ if TYPE_CHECKING:  # store.versions loads prometheus_client, which must come aft
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WEEKLY_SUNDAY_3AM = "0 3 * * 0"
-
-
-class SettingsError(MovierecError, ValueError):
-    """An environment variable holds a value the service cannot use."""
 
 
 @dataclass(frozen=True)
@@ -95,16 +90,7 @@ def get_store() -> VersionStore:
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be positive")
-    return value
+    return env_number(env, name, default, int)
 
 
 def _cron(expression: str) -> str:

@@ -8,8 +8,9 @@ sample beside the repository (`../shared/data`), the sample downloaded once into
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.artifacts import OutputFolder
 from pipeline.errors import MovierecError
@@ -17,7 +18,34 @@ from pipeline.errors import MovierecError
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = "ml-latest-small"
 BUNDLED_SAMPLE = REPO.parent / "shared" / "data" / SAMPLE
+N = TypeVar("N", int, float)
 DOWNLOAD_URL_VARIABLE = "MOVIEREC_DOWNLOAD_URL"  # a mirror of GroupLens's dataset folder
+
+
+class SettingsError(MovierecError, ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    kind: Callable[[str], N],
+    zero: bool = False,
+    error: type[SettingsError] = SettingsError,
+) -> N:
+    """`name` read as `kind` (int or float): positive, or >= 0 with `zero`; unset: `default`."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise error(f"{name}={raw!r} is not {what}") from None
+    if value < 0 or (value == 0 and not zero):
+        raise error(f"{name}={raw!r} must be {'>= 0' if zero else 'positive'}")
+    return value
 
 
 class SampleUnavailable(MovierecError):

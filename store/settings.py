@@ -11,11 +11,11 @@ take up to MOVIEREC_STORE_TRANSFER_TIMEOUT (a worker downloading a large version
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import MovierecError
+from pipeline.settings import N, SettingsError, env_number
 
 S3_SCHEME = "s3://"
 MODELS_VARIABLE = "MOVIEREC_MODELS"
@@ -29,7 +29,7 @@ DEFAULT_TRANSFER_TIMEOUT = 900.0
 DEFAULT_CACHE_BYTES = 4 << 30
 
 
-class StoreSettingsError(MovierecError, ValueError):
+class StoreSettingsError(SettingsError):
     """A store variable holds a value the service cannot use."""
 
 
@@ -59,31 +59,21 @@ class StoreSettings:
             )
         if url.startswith(S3_SCHEME) and not url[len(S3_SCHEME) :].strip("/"):
             raise StoreSettingsError(f"{MODELS_VARIABLE}={url!r} names no bucket")
+
+        def number(name: str, default: N, kind: Callable[[str], N], zero: bool = False) -> N:
+            return env_number(env, name, default, kind, zero, StoreSettingsError)
+
         return cls(
             url=url if url.startswith(S3_SCHEME) else str(Path(url).resolve()),
             cache_dir=local_models,
-            connect_timeout=_seconds(
-                env, "MOVIEREC_STORE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT
+            connect_timeout=number(
+                "MOVIEREC_STORE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, float
             ),
-            read_timeout=_seconds(env, "MOVIEREC_STORE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
-            retries=int(_seconds(env, "MOVIEREC_STORE_RETRIES", DEFAULT_RETRIES, zero=True)),
-            retry_window=_seconds(env, "MOVIEREC_STORE_RETRY_WINDOW", DEFAULT_RETRY_WINDOW),
-            transfer_timeout=_seconds(
-                env, "MOVIEREC_STORE_TRANSFER_TIMEOUT", DEFAULT_TRANSFER_TIMEOUT
+            read_timeout=number("MOVIEREC_STORE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, float),
+            retries=number("MOVIEREC_STORE_RETRIES", DEFAULT_RETRIES, int, zero=True),
+            retry_window=number("MOVIEREC_STORE_RETRY_WINDOW", DEFAULT_RETRY_WINDOW, float),
+            transfer_timeout=number(
+                "MOVIEREC_STORE_TRANSFER_TIMEOUT", DEFAULT_TRANSFER_TIMEOUT, float
             ),
-            cache_bytes=int(_seconds(env, "MOVIEREC_STORE_CACHE_BYTES", DEFAULT_CACHE_BYTES)),
+            cache_bytes=number("MOVIEREC_STORE_CACHE_BYTES", DEFAULT_CACHE_BYTES, int),
         )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, zero: bool = False) -> float:
-    """A non-negative number (positive unless `zero`), else the default when unset."""
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise StoreSettingsError(f"{name}={raw!r} is not a number") from None
-    if value < 0 or (value == 0 and not zero):
-        raise StoreSettingsError(f"{name}={raw!r} must be {'>= 0' if zero else 'positive'}")
-    return value
