@@ -205,11 +205,12 @@ def _concat(parts: Path, pattern: str, order: list[str]) -> pd.DataFrame:
 class ModelsFolder:
     """`models/`: version folders, named by id (UTC time first, so name order is age order)."""
 
+    LATEST = "LATEST"  # the newest version published; the version store keeps its own
     path: Path
 
     @property
     def latest_marker(self) -> Path:
-        return self.path / "LATEST"
+        return self.path / self.LATEST
 
     def version(self, version: str) -> VersionFolder:
         return VersionFolder(self.path / check_version(version))

@@ -36,7 +36,7 @@ from store.manifest import Manifest, entries_of
 from store.objects import Backend, StoreMissing
 from store.settings import StoreSettings
 
-LATEST = ModelsFolder(Path()).latest_marker.name
+LATEST = ModelsFolder.LATEST
 
 
 class VersionNotReady(StoreMissing):
