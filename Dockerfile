@@ -13,6 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY store ./store
+COPY resilience ./resilience
 COPY cache ./cache
 COPY db ./db
 COPY tasks ./tasks

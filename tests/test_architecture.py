@@ -12,7 +12,10 @@ from pipeline.artifacts import ModelsFolder, VersionFolder
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a package may import itself and the layers below, never one above or a sibling
 # (the cache and the database know nothing of each other).
-LAYERS = (("pipeline",), ("store",), ("cache", "db"), ("tasks",), ("web",), ("service",))
+LAYERS = (
+    *(("pipeline",), ("store", "resilience")),
+    *(("cache", "db"), ("tasks",), ("web",), ("service",)),
+)
 PACKAGES = tuple(package for layer in LAYERS for package in layer)
 # Clients of the servers the offline pipeline must stay free of.
 SERVER_CLIENTS = (
