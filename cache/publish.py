@@ -48,13 +48,19 @@ def publish_version_dir(r: redis.Redis, folder: VersionFolder) -> dict:
     return finish_publish(r, folder.version, expected_users=len(lists.favorites))
 
 
-def finish_publish(r: redis.Redis, version: str, expected_users: int) -> dict:
-    """Check every user landed in the staged namespace, then flip the pointer to it."""
+def finish_publish(
+    r: redis.Redis, version: str, expected_users: int, fence: versions.Fence | None = None
+) -> dict:
+    """Check every user landed in the staged namespace, then flip the pointer to it (only while
+    the caller holds the `fence` lock, when given)."""
     ns = VersionKeys(version)
     cached = r.hlen(ns.users)
     if cached != expected_users:
         raise PublishError(f"version {version}: {cached} users cached, expected {expected_users}")
-    previous = versions.flip(r, version)
+    try:
+        previous = versions.flip(r, version, fence=fence)
+    except versions.Fenced as error:
+        raise PublishError(f"version {version} not published: {error}") from None
     return {
         "version": version,
         "previous": previous,

@@ -20,6 +20,9 @@ _FLIP = """
 if redis.call('EXISTS', KEYS[5]) == 0 then
   return redis.error_reply('version ' .. ARGV[1] .. ' has no metadata in the cache')
 end
+if KEYS[6] and redis.call('GET', KEYS[6]) ~= ARGV[3] then
+  return redis.error_reply('FENCED lock ' .. KEYS[6] .. ' is no longer held by ' .. ARGV[3])
+end
 local old = redis.call('GET', KEYS[1])
 if old == ARGV[1] then
   return old
@@ -91,21 +94,38 @@ def mark_staging(r: redis.Redis, version: str, now: float | None = None) -> None
     r.zadd(keys.STAGING, {version: time.time() if now is None else now}, nx=True)
 
 
-def flip(r: redis.Redis, version: str, now: float | None = None) -> str | None:
-    """Make `version` active in one step; the old active becomes previous. Returns the old one."""
+class Fence(NamedTuple):
+    """A lock the flip requires its caller to hold: `key` must still hold `token`."""
+
+    key: str
+    token: str
+
+
+class Fenced(MovierecError):
+    """The caller's lock lapsed and may be another's now (a stalled worker): nothing flipped."""
+
+
+def flip(
+    r: redis.Redis, version: str, now: float | None = None, fence: Fence | None = None
+) -> str | None:
+    """Make `version` active in one step; the old active becomes previous. Returns the old one.
+
+    With a `fence`, only while the caller still holds that lock, checked inside the same
+    script: a worker that stalled past its lock's lifetime cannot publish over the job that
+    took the lock since."""
     ns = keys.VersionKeys(version)
     stamp = time.time() if now is None else now
-    old = r.eval(
-        _FLIP,
-        5,
-        keys.ACTIVE,
-        keys.PREVIOUS,
-        keys.STAGING,
-        keys.RETIRED,
-        ns.meta,
-        version,
-        repr(stamp),
-    )
+    names = [keys.ACTIVE, keys.PREVIOUS, keys.STAGING, keys.RETIRED, ns.meta]
+    args = [version, repr(stamp)]
+    if fence is not None:
+        names.append(fence.key)
+        args.append(fence.token)
+    try:
+        old = r.eval(_FLIP, len(names), *names, *args)
+    except redis.ResponseError as error:
+        if str(error).startswith("FENCED"):
+            raise Fenced(str(error).removeprefix("FENCED ")) from None
+        raise
     return _text(old)
 
 

@@ -50,10 +50,11 @@ class JobLost(MovierecError):
     """The process running the job died: its lock lapsed, so the job may not go on."""
 
 
-# Take or renew the lock for a job that is not marked lost: 1, or 0 when another job holds it,
-# or -1 when this job was given up on (a message redelivered after its worker died).
+# Take or renew the lock for a job that is neither marked lost nor ended: 1, or 0 when another
+# job holds it, or -1 when this job was given up on or has ended (a message redelivered after
+# its worker died, or after the job published or failed).
 _HOLD = """
-if redis.call('HEXISTS', KEYS[2], 'lost') == 1 then
+if redis.call('HEXISTS', KEYS[2], 'lost') == 1 or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
   return -1
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -84,7 +85,7 @@ def hold_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> bool:
         _HOLD, 2, keys.RETRAIN_LOCK, keys.job_key(job_id), job_id, settings.lock_ttl_seconds * 1000
     )
     if held == -1:
-        raise JobLost(f"job {job_id} was given up on: the worker running it died")
+        raise JobLost(f"job {job_id} has ended, or was given up on when its worker died")
     return held == 1
 
 
@@ -99,7 +100,14 @@ def release_retrain_lock(r: redis.Redis, settings: Settings, job_id: str) -> boo
 
 def retrain_heartbeat(r: redis.Redis, settings: Settings, job_id: str) -> Heartbeat:
     """Renews the job's lock while a step runs, three times per TTL."""
-    return Heartbeat(lambda: hold_retrain_lock(r, settings, job_id), settings.lock_ttl_seconds / 3)
+
+    def renew() -> bool:
+        try:
+            return hold_retrain_lock(r, settings, job_id)
+        except JobLost:  # the job failed meanwhile (another chunk): this step stops holding
+            return False
+
+    return Heartbeat(renew, settings.lock_ttl_seconds / 3)
 
 
 def _mark_lost_if_orphaned(r: redis.Redis, job_id: str) -> bool:

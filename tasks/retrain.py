@@ -202,7 +202,8 @@ def publish_version(
             folder = complete_version(get_store(), version, n_users)
         snapshot = _snapshot_of(folder)  # read before the flip: after it, nothing may fail
         hold_lock(r, job_id)
-        summary = finish_publish(r, version, expected_users=n_users)
+        fence = versions.Fence(keys.RETRAIN_LOCK, job_id)  # a stall since: the flip refuses
+        summary = finish_publish(r, version, expected_users=n_users, fence=fence)
         _mark_latest(version)
         summary["dropped"] = versions.cleanup(
             r, settings.grace_seconds, settings.job_deadline_seconds
