@@ -275,7 +275,8 @@ def test_ctrl_c_stops_every_process_and_a_restart_serves_the_cached_version(serv
     assert service.get("/")[1]["model_version"] == version
     assert "serving cached version" in service.log.read_text()
     assert "importing" not in service.log.read_text()  # the database kept everything
-    assert service.get(f"/users/{NEW_USER}/ratings")[1]["total"] == len(first_ratings)
+    status, listed = service.get(f"/users/{NEW_USER}/ratings")
+    assert status == 200 and listed["total"] == len(first_ratings), listed
     tree = service.tree
     assert service.stop() == 0
     assert still_running(tree) == []

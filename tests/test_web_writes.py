@@ -19,7 +19,8 @@ from service.embedded_postgres import running_postgres
 from store.versions import store_for_output
 from tasks.celery_app import TASK_REFRESH_USER
 from tests.test_web_api import TOKEN, RecordingCelery, auth
-from web import STATEMENT_TIMEOUT_SECONDS, create_app, state
+from web import create_app, state
+from web.limits import ServingLimits
 
 pytestmark = pytest.mark.integration
 NEW_USER = 800001
@@ -228,7 +229,7 @@ def test_the_web_tier_bounds_its_statements(published, monkeypatch):
         app = create_app({"REDIS": published, "API_TOKEN": TOKEN, "CELERY": RecordingCelery()})
     finally:
         get_settings.cache_clear()
-    assert app.extensions[state.DATABASE].statement_timeout == STATEMENT_TIMEOUT_SECONDS
+    assert app.extensions[state.DATABASE].statement_timeout == ServingLimits().write_seconds
 
 
 def test_without_a_database_writes_say_what_to_set(published):

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from cache.reader import LengthTooLong, NoActiveVersion
-from db.database import DatabaseUnavailable
+from db.database import DatabaseBusy, DatabaseTimeout, DatabaseUnavailable
+from web.limits import READS
 
 log = logging.getLogger(__name__)
+OUTCOME_UNKNOWN = (
+    "the database did not answer in time: whether the write was stored is unknown; sending the "
+    "same request again is safe"
+)
+DATABASE_DOWN = "the database is unavailable; nothing was stored; try again shortly"
+RETRY_SOON = {"Retry-After": "1"}  # a breaker probes again within a second (web.limits)
 HOW_TO_PUBLISH = (
     "train and publish a model: `movierec up` does it on first start; otherwise run "
     "`movierec pipeline` then `movierec publish`, or POST /jobs/retrain"
@@ -67,14 +74,20 @@ def _length_too_long(error: LengthTooLong) -> tuple[Response, int]:
     return error_response(400, str(error))
 
 
-def _cache_unavailable(error: redis.RedisError) -> tuple[Response, int]:
+def _cache_unavailable(error: redis.RedisError) -> tuple[Response, int, dict[str, str]]:
     log.warning("cache error: %s", error)
-    return error_response(503, "the cache (Redis) is unavailable; try again shortly")
+    return (*error_response(503, "the cache (Redis) is unavailable; try again shortly"), RETRY_SOON)
 
 
-def _database_unavailable(error: DatabaseUnavailable) -> tuple[Response, int]:
+def _database_unavailable(error: DatabaseUnavailable) -> tuple[Response, int, dict[str, str]]:
     log.warning("database error: %s", error)
-    return error_response(503, "the database is unavailable; nothing was stored; try again shortly")
+    if isinstance(error, DatabaseTimeout) and error.sent and request.method not in READS:
+        body = error_response(503, OUTCOME_UNKNOWN, outcome="unknown")
+    elif isinstance(error, DatabaseBusy | DatabaseTimeout):
+        body = error_response(503, f"{error}; nothing was stored; try again shortly")
+    else:
+        body = error_response(503, DATABASE_DOWN)
+    return (*body, RETRY_SOON)
 
 
 def _queue_unavailable(error: OperationalError) -> tuple[Response, int]:

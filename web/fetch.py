@@ -1,4 +1,5 @@
-"""The shared shape of the read endpoints: parse the id (and `n`), fetch, 404 when absent."""
+"""The shared shape of the read endpoints: parse the id (and `n`), fetch, 404 when absent;
+while Redis does not answer, this process's recent answer if it has one (web.stale)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from web.errors import ApiError
 from web.params import parse_id, parse_n
-from web.state import cache
+from web.state import cache, stale_answers
 
 
 def fetch_or_404(
@@ -16,7 +17,7 @@ def fetch_or_404(
     """`fetch(reader, id)`, or `fetch(reader, id, n)` when `ranked`; None from it means 404."""
     wanted = parse_id(raw_id, kind)
     args = (wanted, parse_n()) if ranked else (wanted,)
-    found = fetch(cache(), *args)
+    found = stale_answers().answer((fetch.__name__, *args), lambda: fetch(cache(), *args))
     if found is None:
         raise ApiError(404, f"{kind.capitalize()} not found", **({"hint": hint} if hint else {}))
     return found

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import weakref
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
 
 from cache.reader import ActiveModel, CacheReader, NoActiveVersion
-from db.database import Database, DatabaseUnavailable
+from cache.redis_client import CircuitOpen
+from db.database import Database, DatabaseBusy, DatabaseTimeout, DatabaseUnavailable
+from resilience import deadline
 from store.objects import StoreUnavailable
 from store.versions import VersionStore
 from tasks.heartbeats import BEAT_LATE_SECONDS, WORKER_ALIVE_SECONDS, Liveness, read_liveness
@@ -26,8 +29,13 @@ log = logging.getLogger(__name__)
 
 OK, DOWN, LATE = "ok", "down", "late"
 FAILING = (DOWN, LATE)
-# A part whose failure leaves every read answering: the store (lists come from Redis).
+# A part whose failure leaves reads answering: the store (lists come from Redis), a database
+# or a Redis that does not answer in time (its circuit breaker fails calls fast meanwhile).
 DEGRADED = "degraded"
+REDIS_SLOW = (
+    "Redis did not answer in time: reads are served from this process's recent answers, or "
+    "answer 503 at once, until it does"
+)
 UNKNOWN = "unknown"  # kept in Redis, which is down
 NOT_SEEN_YET = "not seen yet"  # no beat has started against this Redis: not a failure
 NOT_CONFIGURED = "not configured"  # no MOVIEREC_DATABASE_URL: writes are off, reads go on
@@ -61,20 +69,42 @@ class HealthReport:
 
 
 def check_health(
-    reader: CacheReader, database: Database | None, store: VersionStore, now: float
+    reader: CacheReader,
+    database: Database | None,
+    store: VersionStore,
+    now: float,
+    part_seconds: float | None = None,
 ) -> HealthReport:
-    """Every part's state at `now` (Unix seconds); `database` is None when none is configured."""
+    """Every part's state at `now` (Unix seconds); `database` is None when none is configured.
+    Each of Redis and the database gets `part_seconds` at most, so a frozen one cannot leave
+    the other without time (and report it degraded too)."""
+    with _share(part_seconds):
+        cache, model, workers, beat = _cache_parts(reader, now)
+    with _share(part_seconds):
+        checked = _database(database)
+    parts = {"redis": cache, "model": model, "workers": workers, "beat": beat}
+    return HealthReport(parts | {"database": checked, "store": _store(store)})
+
+
+def _share(seconds: float | None) -> AbstractContextManager[None]:
+    return nullcontext() if seconds is None else deadline.within(seconds)
+
+
+def _cache_parts(reader: CacheReader, now: float) -> tuple[dict, dict, dict, dict]:
+    """Redis itself, and the model, workers and beat that Redis tells about."""
     try:
         liveness = read_liveness(reader.r)
         model = _model(reader, now)
+    except (redis.TimeoutError, CircuitOpen):
+        cache = {"status": DEGRADED, "error": REDIS_SLOW}
+        model = workers = beat = {"status": UNKNOWN}
     except redis.RedisError as error:
         cache = {"status": DOWN, "error": public_error(error)}
         model = workers = beat = {"status": UNKNOWN}
     else:
         cache = {"status": OK}
         workers, beat = _workers(liveness, now), _beat(liveness, now)
-    parts = {"redis": cache, "model": model, "workers": workers, "beat": beat}
-    return HealthReport(parts | {"database": _database(database), "store": _store(store)})
+    return cache, model, workers, beat
 
 
 def version_age(model: ActiveModel, now: float) -> float | None:
@@ -128,6 +158,8 @@ def _database(database: Database | None) -> dict:
     try:
         with database.connection() as conn:
             conn.execute("SELECT 1")
+    except (DatabaseTimeout, DatabaseBusy) as error:
+        return {"status": DEGRADED, "error": f"{error}: writes answer 503, reads go on"}
     except DatabaseUnavailable as error:
         return {"status": DOWN, "error": str(error)}
     return {"status": OK}

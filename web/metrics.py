@@ -20,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -33,6 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from cache.reader import ActiveModel, CacheReader, NoActiveVersion
+from resilience.breaker import Event
 from store.objects import BYTES as STORE_BYTES
 from store.objects import OPERATIONS as STORE_OPERATIONS
 from tasks.job_metrics import JobRuns, read_job_runs, read_store_counts
@@ -56,6 +58,31 @@ LATENCY = Histogram(
     ["endpoint", "method"],
     registry=None,
 )
+TIMEOUTS = Counter(
+    "movierec_dependency_timeouts",
+    "Calls of a web process to a dependency (redis, database) that ran out of time.",
+    ["dependency"],
+    registry=None,
+)
+BREAKER_OPENINGS = Counter(
+    "movierec_breaker_openings",
+    "Times a web process's circuit breaker for a dependency opened (fail fast).",
+    ["dependency"],
+    registry=None,
+)
+BREAKERS_OPEN = Gauge(
+    "movierec_breakers_open",
+    "Web processes whose circuit breaker for the dependency is open now.",
+    ["dependency"],
+    registry=None,
+    multiprocess_mode="livesum",
+)
+STALE_ANSWERS = Counter(
+    "movierec_stale_answers",
+    "Answers served from a web process's recent answers while Redis did not answer.",
+    registry=None,
+)
+SERVING_METRICS = (REQUESTS, LATENCY, TIMEOUTS, BREAKER_OPENINGS, BREAKERS_OPEN, STALE_ANSWERS)
 
 
 def install_request_metrics(app: Flask) -> None:
@@ -69,7 +96,7 @@ def exposition(reader: CacheReader) -> Response:
     if MULTIPROCESS_DIR in os.environ:
         MultiProcessCollector(registry)
     else:
-        for metric in (REQUESTS, LATENCY, STORE_OPERATIONS, STORE_BYTES):
+        for metric in (*SERVING_METRICS, STORE_OPERATIONS, STORE_BYTES):
             registry.register(metric)
     registry.register(CacheMetrics(reader))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
@@ -142,6 +169,21 @@ def _job_families(runs: list[JobRuns]) -> tuple[Metric, Metric]:
         buckets = [(floatToGoString(bound), n) for bound, n in run.buckets]
         durations.add_metric([run.kind, run.outcome], buckets, run.seconds)
     return jobs, durations
+
+
+def record_breaker_event(dependency: str, event: Event) -> None:
+    """A breaker's listener: its timeouts, openings and state, summed over the web processes."""
+    if event is Event.TIMEOUT:
+        TIMEOUTS.labels(dependency).inc()
+    elif event is Event.OPENED:
+        BREAKER_OPENINGS.labels(dependency).inc()
+        BREAKERS_OPEN.labels(dependency).set(1)
+    else:
+        BREAKERS_OPEN.labels(dependency).set(0)
+
+
+def count_stale_answer() -> None:
+    STALE_ANSWERS.inc()
 
 
 def _start_timer() -> None:

@@ -50,6 +50,22 @@ MOVIE_FIELDS = {
     "avg_rating": nullable(NUMBER),
 }
 
+STALE = {
+    "stale": {
+        "type": "boolean",
+        "description": "true: Redis did not answer, and this is the web process's own recent "
+        "answer (at most MOVIEREC_STALE_SECONDS old, 30 by default); so is a list answered "
+        "with a Cache-Status header",
+    }
+}
+CACHE_STATUS = {
+    "Cache-Status": {
+        "description": "RFC 9211, only on a stale answer given while Redis did not answer: "
+        '`movierec; hit; ttl=-<age in seconds>; detail="redis unavailable"`',
+        "schema": TEXT,
+    }
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": obj(
         ["error"],
@@ -61,8 +77,13 @@ SCHEMAS: dict[str, Any] = {
         items={"type": "array", "items": INTEGER, "description": "the offending items"},
         job_id=nullable(TEXT),
         status_url=nullable(TEXT),
+        outcome={
+            "enum": ["unknown"],
+            "description": "a write the database did not answer in time may or may not be "
+            "stored; sending the same request again is safe",
+        },
     ),
-    "Movie": obj(list(MOVIE_FIELDS), **MOVIE_FIELDS),
+    "Movie": obj(list(MOVIE_FIELDS), STALE, **MOVIE_FIELDS),
     "SearchHit": obj(
         ["movieId", "title", "genres", "cluster"],
         **{field: MOVIE_FIELDS[field] for field in ("movieId", "title", "genres", "cluster")},
@@ -76,7 +97,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "User": obj(
         ["userId", "favorite_cluster", "n_ratings", "cluster_counts"],
-        {"cluster_liking": {"type": "object", "additionalProperties": NUMBER}},
+        {"cluster_liking": {"type": "object", "additionalProperties": NUMBER}} | STALE,
         userId=INTEGER,
         favorite_cluster=INTEGER,
         n_ratings=INTEGER,
@@ -94,7 +115,7 @@ SCHEMAS: dict[str, Any] = {
     "Cluster": {
         "allOf": [
             ref("ClusterSummary"),
-            obj(["movies"], movies={"type": "array", "items": ref("Movie")}),
+            obj(["movies"], STALE, movies={"type": "array", "items": ref("Movie")}),
         ]
     },
     "Index": obj(
@@ -107,7 +128,15 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Health": obj(
         ["status", "model_version", "down", "parts"],
-        status={"enum": ["ok", "down"]},
+        {
+            "degraded": {
+                "type": "array",
+                "items": TEXT,
+                "description": "parts that fail or answer late while reads go on (the store; "
+                "Redis or the database not answering in time)",
+            }
+        },
+        status={"enum": ["ok", "degraded", "down"]},
         model_version=nullable(TEXT),
         down={"type": "array", "items": TEXT, "description": "the parts that are down or late"},
         parts=obj(
@@ -236,7 +265,7 @@ AUTH_ERRORS = {
 
 
 def read(summary: str, ok: dict[str, Any], *params: dict[str, Any], missing: str = "") -> dict:
-    responses = {"200": ok, "503": UNAVAILABLE}
+    responses = {"200": ok | {"headers": CACHE_STATUS}, "503": UNAVAILABLE}
     if params:
         responses["400"] = BAD
     if missing:

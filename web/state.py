@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import redis
 from celery import Celery
@@ -11,9 +11,12 @@ from flask import current_app
 from cache.reader import CacheReader
 from cache.settings import Settings
 from db.database import Database
+from resilience.breaker import CircuitBreaker
 from store.versions import VersionStore
 from web.errors import ApiError
+from web.limits import ServingLimits
 from web.new_movies import ModelCache
+from web.stale import StaleAnswers
 
 if TYPE_CHECKING:  # for the annotations only: importing either module imports this one
     from web.blueprints.search import TitleIndex
@@ -28,6 +31,14 @@ TITLES = "movierec.titles"
 MODELS = "movierec.models"
 MAPS = "movierec.maps"
 STORE = "movierec.store"
+LIMITS = "movierec.limits"
+BREAKERS = "movierec.breakers"
+STALE = "movierec.stale"
+
+
+class Breakers(NamedTuple):
+    redis: CircuitBreaker
+    database: CircuitBreaker
 
 
 def cache() -> CacheReader:
@@ -48,6 +59,18 @@ def settings() -> Settings:
 
 def version_store() -> VersionStore:
     return current_app.extensions[STORE]
+
+
+def limits() -> ServingLimits:
+    return current_app.extensions[LIMITS]
+
+
+def breakers() -> Breakers:
+    return current_app.extensions[BREAKERS]
+
+
+def stale_answers() -> StaleAnswers:
+    return current_app.extensions[STALE]
 
 
 def titles() -> TitleIndex:

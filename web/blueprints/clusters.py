@@ -6,14 +6,14 @@ from flask import Blueprint, jsonify
 
 from cache.reader import CacheReader
 from web.fetch import fetch_or_404
-from web.state import cache
+from web.state import cache, stale_answers
 
 bp = Blueprint("clusters", __name__)
 
 
 @bp.get("/clusters")
 def clusters():
-    return jsonify(cache().clusters())
+    return jsonify(stale_answers().answer(("clusters",), lambda: cache().clusters()))
 
 
 @bp.get("/clusters/<cluster_id>")

@@ -14,7 +14,7 @@ from web.auth import require_token
 from web.bodies import parse_movie
 from web.fetch import fetch_or_404
 from web.params import parse_n
-from web.state import cache, database, models
+from web.state import cache, database, models, stale_answers
 
 bp = Blueprint("movies", __name__)
 JOINS_LATER = "the movie joins users' lists and similar movies at the next retrain"
@@ -33,7 +33,8 @@ def recommend_for_movie(movie_id: str):
 
 @bp.get("/popular")
 def popular():
-    return jsonify(cache().popular(parse_n()))
+    n = parse_n()
+    return jsonify(stale_answers().answer(("popular", n), lambda: cache().popular(n)))
 
 
 @bp.post("/movies")

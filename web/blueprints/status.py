@@ -10,10 +10,11 @@ from flask import Blueprint, jsonify, redirect, request, url_for
 from cache.reader import NoActiveVersion
 from web.health import check_health
 from web.metrics import exposition
-from web.state import cache, optional_database, version_store
+from web.state import cache, limits, optional_database, version_store
 
 bp = Blueprint("status", __name__)
 RUNNING = "Recommender System API is running"
+HEALTH_PARTS = 3  # Redis, the database, and what is left to answer within the read deadline
 
 
 @bp.get("/")
@@ -41,7 +42,8 @@ def index():
 @bp.get("/health")
 def health():
     """Every dependency's state; 503 when one is down, named in `down` (see web.health)."""
-    report = check_health(cache(), optional_database(), version_store(), time.time())
+    share = limits().read_seconds / HEALTH_PARTS
+    report = check_health(cache(), optional_database(), version_store(), time.time(), share)
     return jsonify(report.body()), 200 if report.ok else 503
 
 
