@@ -17,11 +17,9 @@ Load generators are threads with urllib, bounded in number, in time and in reque
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import signal
@@ -30,511 +28,45 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
-from http.client import HTTPException
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import psycopg
-import redis
-
+from benchmarks import freezes
+from benchmarks.fault_harness import (
+    JOB_TIMEOUT,
+    LOCK_TTL,
+    REPO,
+    RETRAIN_LINE,
+    TRUNCATED_TEST,
+    WRITER_BASE,
+    CaseResult,
+    HealthWatch,
+    Load,
+    Up,
+    _counts,
+    _s,
+    by_status,
+    describe,
+    during_outage,
+    first_after,
+    kill_pids,
+    rating_writes,
+    reads,
+    server_errors,
+    start_up,
+    started,
+    stored_ratings,
+    version_reads,
+)
 from cache import keys, versions
-from cache.settings import Settings
 from pipeline.settings import BUNDLED_SAMPLE
-from service.embedded_redis import LOOPBACK
-from tasks.celery_app import TASK_USERS_CHUNK, make_celery
+from tasks.celery_app import TASK_USERS_CHUNK
 from tests.serving_helpers import spawn_cli, stop, wait_until
-from tests.test_e2e_up import TOKEN, Service, port_open, process_tree, still_running
-
-REPO = Path(__file__).resolve().parents[1]
-LOCK_TTL = 6  # MOVIEREC_LOCK_TTL of every `up` here: a dead retrain's lock lapses in seconds
-REQUEST_TIMEOUT = 10.0
-MAX_REQUESTS = 400_000  # per load, whatever its length
-JOB_TIMEOUT = 180.0
-WRITER_BASE = 3_000_000  # users of the write load: above every MovieLens id
-TRUNCATED_TEST = "tests/test_tasks_cli.py::test_publish_of_a_truncated_version_is_one_clear_line"
-RETRAIN_LINE = re.compile(r"retrain ([0-9a-f-]{36}): (\S+), \d+ users in \d+ chunks")
-
-
-# ------------------------------------------------------------------------------ results
-
-
-@dataclass
-class CaseResult:
-    case: str
-    title: str
-    requests: dict[str, int] = field(default_factory=dict)  # status (or failure) -> count
-    recovery_s: float | None = None
-    recovery: str = ""  # what recovery_s measures
-    lost: str = ""
-    notes: list[str] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)  # what the tests assert on
-    skipped: str | None = None  # why the case could not run here
-    seconds: float = 0.0  # wall time of the case
-
-
-# ------------------------------------------------------------------------------ HTTP load
-
-
-@dataclass(frozen=True)
-class Req:
-    method: str
-    path: str
-    body: object = None
-    tag: object = None  # carried to the sample, e.g. the (user, movie) a write stores
-    pick: Callable[[Any], object] | None = None  # a value to keep from the JSON answer
-
-
-@dataclass(frozen=True)
-class Sample:
-    start: float  # time.monotonic()
-    end: float
-    status: int | None  # None: no HTTP answer at all
-    is_json: bool
-    error: str | None = None  # why there was no answer
-    tag: object = None
-    value: object = None
-
-
-def send(base: str, req: Req, timeout: float = REQUEST_TIMEOUT) -> Sample:
-    data = None if req.body is None else json.dumps(req.body).encode()
-    request = urllib.request.Request(base + req.path, data=data, method=req.method)
-    if req.method != "GET":
-        request.add_header("Authorization", f"Bearer {TOKEN}")
-        request.add_header("Content-Type", "application/json")
-    start = time.monotonic()
-    status, raw, error = None, b"", None
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as failed:
-        status, raw = failed.code, failed.read()
-    except urllib.error.URLError as failed:
-        error = type(failed.reason).__name__
-    except (OSError, HTTPException) as failed:
-        error = type(failed).__name__
-    end = time.monotonic()
-    body, is_json = None, False
-    if status is not None:
-        with suppress(ValueError):
-            body, is_json = json.loads(raw), True
-    value = req.pick(body) if req.pick and is_json else None
-    return Sample(start, end, status, is_json, error, req.tag, value)
-
-
-class Load:
-    """`threads` clients, each sending `make(thread, n)` back to back until `seconds` pass, it
-    is stopped, `make` returns None, or MAX_REQUESTS were sent in all."""
-
-    def __init__(
-        self, base: str, threads: int, seconds: float, make: Callable[[int, int], Req | None]
-    ) -> None:
-        self.base, self.make = base, make
-        self.deadline = time.monotonic() + seconds
-        self.samples: list[Sample] = []
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), name=f"load-{i}", daemon=True)
-            for i in range(threads)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def wait(self) -> None:
-        """Until the load's time is up."""
-        for thread in self._threads:
-            thread.join()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.wait()
-
-    def _run(self, i: int) -> None:
-        n = 0
-        while (
-            not self._stop.is_set()
-            and time.monotonic() < self.deadline
-            and len(self.samples) < MAX_REQUESTS
-        ):
-            req = self.make(i, n)
-            if req is None:
-                return
-            self.samples.append(send(self.base, req))  # list.append is atomic
-            n += 1
-
-
-class HealthWatch:
-    """Polls GET /health from a thread: whether it stopped answering 200, and when it did again."""
-
-    def __init__(self, up: Up, every: float = 0.2) -> None:
-        self.up, self.every = up, every
-        self.polls: list[tuple[float, int | None, tuple[str, ...]]] = []  # when, status, down
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-watch", daemon=True)
-
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            when = time.monotonic()
-            try:
-                status, body = self.up.get("/health")
-            except (OSError, ValueError):
-                status, body = None, {}
-            self.polls.append((when, status, tuple(body.get("down") or ())))
-            self._stop.wait(self.every)
-
-    def down_parts(self) -> list[str]:
-        return sorted({part for _, _, down in self.polls for part in down})
-
-    def back(self) -> float | None:
-        """When /health first answered 200 after its last other answer; None if never down."""
-        bad = [i for i, (_, status, _) in enumerate(self.polls) if status != 200]
-        if not bad:
-            return None
-        after = self.polls[bad[-1] + 1 :]
-        return after[0][0] if after else None
-
-
-def by_status(samples: list[Sample]) -> dict[str, int]:
-    counts = Counter(str(s.status) if s.status is not None else f"no answer ({s.error})"
-                     for s in samples)  # fmt: skip
-    non_json = sum(1 for s in samples if s.status is not None and not s.is_json)
-    if non_json:
-        counts["non-JSON body"] = non_json
-    return dict(sorted(counts.items()))
-
-
-def reads(movies: list[int], users: int) -> Callable[[int, int], Req]:
-    """The read endpoints in turn, on users and movies that exist; `/` keeps the version served."""
-
-    def make(i: int, n: int) -> Req:
-        user = 1 + (i * 37 + n * 11) % users
-        kind = n % 5
-        if kind == 0:
-            return Req("GET", f"/recommend/user/{user}?n=10")
-        if kind == 1:
-            return Req("GET", f"/movie/{movies[(i + n) % len(movies)]}")
-        if kind == 2:
-            return Req("GET", f"/users/{user}")
-        if kind == 3:
-            return Req("GET", f"/recommend/movie/{movies[(i * 7 + n) % len(movies)]}?n=5")
-        return Req("GET", "/", pick=lambda body: body.get("model_version"))
-
-    return make
-
-
-def version_reads(users: int) -> Callable[[int, int], Req]:
-    """A user's list and the version served, in turn."""
-
-    def make(i: int, n: int) -> Req:
-        if n % 2:
-            return Req("GET", f"/recommend/user/{1 + (i * 53 + n) % users}?n=10")
-        return Req("GET", "/", pick=lambda body: body.get("model_version"))
-
-    return make
-
-
-# ------------------------------------------------------------------------------ processes
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
-def children_of(parent: int) -> dict[int, str]:
-    """Live direct children: pid -> command line."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z":
-            pid = int(stat.parent.name)
-            found[pid] = cmdline(pid)
-    return found
-
-
-def started(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except OSError:
-        return None
-
-
-def describe(pids: list[int]) -> list[str]:
-    return [f"{pid} {cmdline(pid)[:90]}" for pid in pids]
-
-
-def kill_pids(pids: list[int]) -> None:
-    """Processes of our own `up` that outlived it: SIGKILL each by its id."""
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-KINDS: dict[str, Callable[[str], bool]] = {
-    "redis": lambda cmd: "redis-server" in cmd.split(" ", 1)[0],
-    "postgres": lambda cmd: cmd.split(" ", 1)[0].endswith("/postgres") and " -D " in cmd,
-    "worker": lambda cmd: "service.cli worker" in cmd,
-    "web": lambda cmd: "service.cli web" in cmd,
-}
-
-
-# ------------------------------------------------------------------------------ the service
-
-
-class Up:
-    """One `movierec up` in `tmp`, with a Redis client and a Celery app of its own."""
-
-    def __init__(self, tmp: Path, data: Path, **env: str) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.service = Service(tmp, data)
-        self.service.env.update({"MOVIEREC_LOCK_TTL": str(LOCK_TTL), **env})
-        self.tmp, self.out = tmp, tmp / "out"
-        self.seen: dict[int, str] = {}  # every process of this `up` ever seen: pid -> start
-        self.odd_answers: list[tuple[str, int, Any]] = []  # GET /jobs/<id> other than 200
-        self._redis: redis.Redis | None = None
-        self._celery = None
-
-    def start(self) -> float:
-        began = time.monotonic()
-        self.service.start()
-        self.seen.update(self.service.tree)
-        return time.monotonic() - began
-
-    @property
-    def base(self) -> str:
-        return self.service.base
-
-    @property
-    def pid(self) -> int:
-        return self.service.process.pid
-
-    @property
-    def running(self) -> bool:
-        process = getattr(self.service, "process", None)  # set once start() spawned it
-        return process is not None and process.poll() is None
-
-    @property
-    def redis_url(self) -> str:
-        password = (self.out / "redis" / "password").read_text().strip()
-        return f"redis://:{quote(password, safe='')}@{LOOPBACK}:{self.service.redis_port}/0"
-
-    @property
-    def r(self) -> redis.Redis:
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                self.redis_url, socket_timeout=5, socket_connect_timeout=1
-            )
-        return self._redis
-
-    @property
-    def celery(self):
-        if self._celery is None:
-            env = {"REDIS_URL": self.redis_url, "MOVIEREC_OUTPUT": str(self.out)}
-            self._celery = make_celery(Settings.from_env(env))
-        return self._celery
-
-    def check_running(self) -> None:
-        """Fail at once, with the end of its log, when `up` itself has exited."""
-        if not self.running:
-            log = self.service.log.read_text(errors="replace")
-            said = [line for line in log.splitlines() if re.match(r"(movierec|\w+Error\b)", line)]
-            raise AssertionError(
-                f"`movierec up` exited ({self.service.process.poll()}); its last words:\n"
-                + "\n".join(said[-8:])
-            )
-
-    def redis_answers(self) -> bool:
-        self.check_running()
-        probe = redis.Redis.from_url(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.2)
-        try:
-            return bool(probe.ping())
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-            return False
-        finally:
-            probe.close()
-
-    def database_url(self) -> str:
-        password = (self.out / "postgres" / "password").read_text().strip()
-        cmd = next(c for c in children_of(self.pid).values() if KINDS["postgres"](c)).split()
-        port = cmd[cmd.index("-p") + 1]
-        return f"postgresql://postgres:{quote(password, safe='')}@{LOOPBACK}:{port}/postgres"
-
-    def database_answers(self, url: str) -> bool:
-        self.check_running()
-        try:
-            with psycopg.connect(url, connect_timeout=1) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.OperationalError:
-            return False
-
-    def child(self, kind: str) -> int | None:
-        """The live child of `up` of that kind (redis, postgres, worker, web)."""
-        found = [pid for pid, cmd in children_of(self.pid).items() if KINDS[kind](cmd)]
-        return found[0] if found else None
-
-    def snapshot(self) -> None:
-        """Remember every process `up` runs now, so a later check finds those left behind."""
-        self.seen.update(process_tree(self.pid))
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return self.service.get(path)
-
-    def post(self, path: str) -> tuple[int, Any]:
-        return self.service.post(path)
-
-    def active(self) -> str:
-        status, body = self.get("/")
-        assert status == 200, body
-        return body["model_version"]
-
-    def job(self, job_id: str) -> dict:
-        status, body = self.get(f"/jobs/{job_id}")
-        if status != 200:
-            raise AssertionError(f"GET /jobs/{job_id} answered {status}: {body}")
-        return body
-
-    def stage(self, job_id: str) -> str:
-        return (self.job(job_id).get("progress") or {}).get("stage") or ""
-
-    def retrain(self) -> str:
-        status, body = self.post("/jobs/retrain")
-        assert status == 202, (status, body)
-        return body["job_id"]
-
-    def follow(self, job_id: str, timeout: float = JOB_TIMEOUT) -> dict:
-        """The job's final status; any answer other than 200 on the way is kept in it, under
-        `answers_not_200` (none is expected)."""
-        odd: list[tuple[int, Any]] = []
-
-        def ended() -> dict | None:
-            status, body = self.get(f"/jobs/{job_id}")
-            if status != 200:
-                odd.append((status, body))
-                self.odd_answers.append((job_id, status, body))
-                return None
-            return body if body["state"] in ("SUCCESS", "FAILURE") else None
-
-        try:
-            end = wait_until(ended, timeout, f"job {job_id} to end", 0.1)
-        except AssertionError as error:
-            raise AssertionError(f"{error}; answers other than 200: {odd[-3:]}") from None
-        return {**end, "answers_not_200": odd[:5]} if odd else end
-
-    def lock_holder(self) -> str | None:
-        holder = self.r.get(keys.RETRAIN_LOCK)
-        return holder.decode() if holder else None
-
-    def wait_lock_free(self, timeout: float = 3 * LOCK_TTL + 10) -> None:
-        wait_until(lambda: self.lock_holder() is None, timeout, "the retrain lock to free", 0.05)
-
-    def namespaces(self) -> set[str]:
-        """Every version with at least one key in Redis."""
-        return {key.decode().split(":")[2] for key in self.r.scan_iter(keys.VERSIONS + "*")}
-
-    def staging(self) -> list[str]:
-        return [v.decode() for v in self.r.zrange(keys.STAGING, 0, -1)]
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        def healthy() -> bool:
-            self.check_running()
-            try:
-                return self.get("/health")[0] == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, timeout, "/health to answer 200 again", 0.1)
-
-    def log_offset(self) -> int:
-        return self.service.log.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with self.service.log.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode(errors="replace")
-
-    @cached_property
-    def users(self) -> int:
-        """How many users the data has; MovieLens numbers them 1..n, as the loads assume."""
-        data = Path(self.service.env["MOVIEREC_DATA"])
-        with (data / "ratings.csv").open(newline="", encoding="utf-8") as handle:
-            return len({row["userId"] for row in csv.DictReader(handle)})
-
-    def movie_ids(self) -> list[int]:
-        data = Path(self.service.env["MOVIEREC_DATA"])
-        with (data / "movies.csv").open(newline="", encoding="utf-8") as handle:
-            return [int(row["movieId"]) for row in csv.DictReader(handle)]
-
-    def close(self) -> list[int]:
-        """Stop `up` if it still runs; returns (and kills) what it left behind."""
-        if self.running:
-            self.snapshot()
-            self.service.stop()
-        left = still_running(self.seen)
-        kill_pids(left)
-        if self._celery is not None:
-            self._celery.close()
-        if self._redis is not None:
-            self._redis.close()
-        return left
-
-
-def start_up(tmp: Path, data: Path, **env: str) -> Up:
-    up = Up(tmp, data, **env)
-    try:
-        up.start()
-    except BaseException:
-        up.close()
-        raise
-    return up
-
-
-def first_after(
-    samples: list[Sample], status: int, since: float, not_before: float
-) -> float | None:
-    """When the first answer `status` arrived to a request sent after `since`, no earlier than
-    `not_before`."""
-    ends = [
-        s.end for s in samples if s.status == status and s.start >= since and s.end >= not_before
-    ]
-    return min(ends, default=None)
-
-
-def during_outage(samples: list[Sample], killed: float, first_ok: float | None) -> list[Sample]:
-    """Answers that arrived after the kill and before the first success (all, if none came)."""
-    return [s for s in samples if s.end >= killed and (first_ok is None or s.end < first_ok)]
-
-
-def server_errors(samples: list[Sample], allowed: set[int]) -> int:
-    """5xx answers other than the allowed ones (503: a dependency is down)."""
-    return sum(1 for s in samples if s.status and s.status >= 500 and s.status not in allowed)
-
+from tests.test_e2e_up import port_open, process_tree, still_running
 
 # ------------------------------------------------------------------------------ the cases
 
@@ -606,17 +138,8 @@ def _health(facts: dict[str, Any]) -> str:
 def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
     """SIGKILL the postmaster a third of the way into a load of rating writes."""
     result = CaseResult("postgres-kill", f"{TITLES['postgres-kill']} ({connections} writers)")
-    movies = up.movie_ids()
     users = [WRITER_BASE + i for i in range(connections)]
-    orders = [random.Random(i).sample(movies, len(movies)) for i in range(connections)]
-
-    def make(i: int, n: int) -> Req | None:
-        if n >= len(orders[i]):
-            return None
-        movie = orders[i][n]
-        body = [{"movieId": movie, "rating": 4.0}]
-        return Req("POST", f"/users/{users[i]}/ratings", body, tag=(users[i], movie))
-
+    make = rating_writes(up.movie_ids(), users)
     url = up.database_url()
     victim = up.child("postgres")
     up.snapshot()
@@ -632,11 +155,7 @@ def postgres_kill(up: Up, seconds: float, connections: int = 8) -> CaseResult:
             up.wait_healthy()
     samples = load.samples
     acked = {s.tag for s in samples if s.status == 201}
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT user_id, movie_id FROM ratings WHERE user_id = ANY(%s)", [users]
-        ).fetchall()
-    stored = {(int(user), int(movie)) for user, movie in rows}
+    stored = stored_ratings(url, users)
     lost = acked - stored
     first_ok = first_after(samples, 201, killed, back)
     outage = during_outage(samples, killed, first_ok)
@@ -1085,14 +604,6 @@ def ctrl_c(up: Up, seconds: float = 0) -> CaseResult:
     return result
 
 
-def _s(value: float | None) -> str:
-    return "never" if value is None else f"{value:.2f} s"
-
-
-def _counts(counts: dict) -> str:
-    return ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=str)) or "nothing"
-
-
 # ------------------------------------------------------------------------------ the run
 
 
@@ -1107,12 +618,16 @@ CASES: dict[str, Case] = {
     "output-read-only": output_read_only,
     "output-full": output_full,
     "two-beats": two_beats,
+    **freezes.CASES,
 }
 # One `up` per group; the kills run with small chunks so the users phase lasts seconds.
 GROUPS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "kills": (
         {"MOVIEREC_CHUNK_USERS": "10"},
-        ("redis-kill", "concurrent-retrains", "worker-kill", "pool-kill", "postgres-kill"),
+        (
+            *("redis-kill", "concurrent-retrains", "worker-kill", "pool-kill", "postgres-kill"),
+            *freezes.CASES,
+        ),
     ),
     "resources": (
         {"MOVIEREC_CHUNK_USERS": "200"},
@@ -1130,6 +645,7 @@ NUMBERS = {
     "output-full": "6b",
     "two-beats": "9",
     "ctrl-c": "-",
+    **freezes.NUMBERS,
 }
 
 
@@ -1144,6 +660,7 @@ TITLES = {
     "output-full": "output folder full during training (small tmpfs)",
     "two-beats": "two beats at once, retrain every minute (one tick)",
     "ctrl-c": "Ctrl-C (SIGINT to `up`) after the faults above",
+    **freezes.TITLES,
 }
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from benchmarks import faults
-from benchmarks.faults import LOCK_TTL, CaseResult, Up
+from benchmarks import faults, freezes
+from benchmarks.fault_harness import LOCK_TTL, CaseResult, Up
 from cache.settings import Settings
 from service import supervisor
 from service.supervisor import Supervisor
@@ -147,6 +147,47 @@ def test_postgres_sigkill_during_writes(kills):
     assert f["non_json"] == 0 and f["no_answer"] == 0 and f["server_errors"] == 0
     assert set(f["outage_statuses"]) <= {201, 503}
     assert result.recovery_s is not None, "no 201 after the kill"
+
+
+# ------------------------------------------------------------------------------ the freezes
+
+
+def test_a_frozen_redis_holds_no_request_past_the_write_deadline(kills):
+    result = ran(freezes.redis_freeze(kills, LOAD_SECONDS))
+    f = result.facts
+    assert f["no_answer"] == 0 and f["non_json"] == 0, result.requests
+    assert f["over_5s"] == 0, result.notes
+    assert set(f["statuses_during"]) <= {200, 503}, result.notes
+    assert f["stale_during"] > 0, result.notes  # answers this process had read before
+    assert result.recovery_s <= 3.0, result.notes  # every answer 200 again within 3 s
+    assert "redis" in f["health_degraded"]
+    assert f["version_after"] == f["version_before"]
+    # health, metrics, the dashboard, jobs, search, a refresh, a rating: none waits past 5 s
+    assert f["others_slowest_s"] <= 5.0, result.notes
+    assert set(f["others_statuses_during"]) <= {200, 201, 202, 404, 503}, result.notes
+
+
+def test_a_frozen_postgres_slows_no_list_and_loses_no_rating(kills):
+    result = ran(freezes.postgres_freeze(kills, LOAD_SECONDS))
+    f = result.facts
+    assert f["lost"] == [], f"{len(f['lost'])} ratings answered 201 are not in the database"
+    assert f["acknowledged"] > 0 and f["no_answer"] == 0
+    assert f["reads_over_1s"] == 0 and set(f["read_statuses_during"]) == {200}, result.notes
+    assert f["writes_over_5s"] == 0, result.notes
+    assert set(f["write_statuses_during"]) <= {201, 503}, result.notes
+    assert "database" in f["health_degraded"]
+    assert result.recovery_s is not None, "no 201 after SIGCONT"
+
+
+def test_a_worker_frozen_mid_retrain_never_publishes_after_losing_its_lock(kills):
+    result = ran(freezes.worker_freeze(kills))
+    f = result.facts
+    assert f["first_state"] == "FAILURE", f["first_error"]
+    assert f["second_state"] == "SUCCESS", f["second_error"]
+    assert f["publish_lines"] == 1, result.notes  # the second retrain's only
+    assert f["second_previous"] == f["version_before"] != f["version_after"]
+    assert f["failed_reads"] == 0, result.requests
+    assert set(f["versions_served"]) <= {f["version_before"], f["version_after"]}
 
 
 def test_ctrl_c_after_the_kills_leaves_nothing(kills):
