@@ -83,13 +83,17 @@ class Database:
         self._lock = threading.Lock()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self, slot: bool = True) -> Iterator[psycopg.Connection]:
         """A pooled connection, the schema migrated on first use; DatabaseUnavailable if down,
-        DatabaseTimeout past the thread's deadline, DatabaseBusy when no slot is free."""
+        DatabaseTimeout past the thread's deadline, DatabaseBusy when no slot is free (`slot`
+        False: outside the slots, for a check that must not read "busy" as "broken")."""
         if self.breaker is not None and not self.breaker.admit():
             raise DatabaseTimeout("the database did not answer in time; failing fast", sent=False)
         own = deadline.remaining() is None and self.call_seconds is not None
-        with deadline.within(self.call_seconds) if own else nullcontext(), self._slot():
+        with (
+            deadline.within(self.call_seconds) if own else nullcontext(),
+            self._slot() if slot else nullcontext(),
+        ):
             self._open()
             watch: Watch | None = None
             wait = deadline.capped(WAIT_SECONDS)

@@ -38,7 +38,7 @@ class FakeDatabase:
         self.queries: list[str] = []
 
     @contextmanager
-    def connection(self):
+    def connection(self, slot: bool = True):
         if not self.up:
             raise DatabaseUnavailable("the database is unavailable: connection refused")
         yield SimpleNamespace(execute=self.queries.append)

@@ -195,6 +195,8 @@ def test_a_full_bulkhead_refuses_at_once(postgres):
         assert inside.wait(HUNG)
         with pytest.raises(DatabaseBusy), db.connection():
             pass
+        with db.connection(slot=False) as conn:  # /health's check, outside the slots
+            assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         leave.set()
         holder.join()

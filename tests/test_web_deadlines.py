@@ -69,7 +69,7 @@ class StuckDatabase:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def connection(self):
+    def connection(self, slot: bool = True):
         raise self.error
 
 
