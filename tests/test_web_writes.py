@@ -184,6 +184,31 @@ def test_a_bad_movie_is_400(client, body):
     assert client.post("/movies", json=body, headers=auth()).status_code == 400
 
 
+# JSON escapes a client may send: PostgreSQL's text cannot hold a NUL, UTF-8 no lone surrogate.
+BAD_TEXTS = [("NUL character", r"A\u0000B"), ("unpaired surrogate", r"\ud800 title")]
+
+
+@pytest.mark.parametrize(("problem", "text"), BAD_TEXTS)
+@pytest.mark.parametrize("field", ["title", "genres"])
+def test_text_a_database_cannot_hold_is_400_naming_the_field(client, problem, text, field):
+    fields = {"title": '"Fine (2026)"', "genres": '"Comedy"'} | {field: f'"{text}"'}
+    raw = "{" + ", ".join(f'"{name}": {value}' for name, value in fields.items()) + "}"
+    response = client.post("/movies", data=raw, headers=auth())
+    body = response.get_json()
+    assert response.status_code == 400 and problem in body["error"], body
+    assert body["field"] == field
+
+
+@pytest.mark.parametrize(("problem", "text"), BAD_TEXTS)
+def test_text_in_a_rating_is_400_naming_the_item(client, database, problem, text):
+    raw = f'[{{"movieId": 1, "rating": 4}}, {{"movieId": 1, "rating": 4, "note": "{text}"}}]'
+    response = post_ratings(client, 800012, raw)
+    body = response.get_json()
+    assert response.status_code == 400 and problem in body["error"], body
+    assert (body["item"], body["field"]) == (1, "note")
+    assert stored(database, 800012) == 0
+
+
 def test_without_redis_the_rating_is_kept_and_the_refresh_is_pending(published, database, known):
     broker = RecordingCelery(fail=True)
     config = {"REDIS": published, "API_TOKEN": TOKEN, "CELERY": broker}

@@ -21,10 +21,42 @@ MOVIE_FIELDS = {"title", "genres"}
 
 
 def json_body(raw: bytes) -> Any:
+    """The parsed body, every text in it one that PostgreSQL and UTF-8 can hold."""
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(400, f"the body is not valid JSON: {error}") from None
+    _check_texts(body, [])
+    return body
+
+
+def _check_texts(value: Any, path: list[str | int]) -> None:
+    """JSON's escapes can spell a NUL (which PostgreSQL's text refuses) or half of a surrogate
+    pair (which no UTF-8 encoder takes): refused here, for every endpoint, naming the field."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(key, path)
+            _check_texts(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_texts(item, [*path, index])
+    elif isinstance(value, str):
+        problem = "a NUL character" if "\x00" in value else None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "an unpaired surrogate (half of a UTF-16 pair)"
+        if problem:
+            raise _bad_text(path, problem)
+
+
+def _bad_text(path: list[str | int], problem: str) -> ApiError:
+    index = next((part for part in path if isinstance(part, int)), None)
+    field = next((part for part in reversed(path) if isinstance(part, str)), None)
+    where = " ".join(
+        f"item {part}" if isinstance(part, int) else f"field {part!r}" for part in path
+    )
+    return ApiError(400, f"{where or 'the body'} holds {problem}", item=index, field=field)
 
 
 def parse_ratings(raw: bytes) -> list[RatingInput]:
