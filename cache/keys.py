@@ -38,6 +38,15 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def job_pattern() -> str:
+    return f"{PREFIX}:job:*"
+
+
+def celery_result_key(job_id: str) -> str:
+    """Where Celery's Redis result backend keeps a task's state and result."""
+    return f"celery-task-meta-{job_id}"
+
+
 def refresh_queued_key(user_id: int) -> str:
     """Holds the id of a refresh job queued for the user and not started yet."""
     return f"{PREFIX}:refresh:queued:{user_id}"

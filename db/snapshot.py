@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from db.changes import changed_users_sql
+from db.erasure import ERASED_IDS_QUERY
 from pipeline.artifacts import VersionFolder
 from pipeline.cleaning import CleanData
 from pipeline.readers import RATING_COLUMNS, RATING_DTYPES
@@ -173,7 +174,9 @@ def _read_changed_ratings(
     changed = _ids(_fetch(cursor, CHANGED_USERS_QUERY, base.pg_snapshot)["user_id"])
     listed = "{" + ",".join(map(str, changed.tolist())) + "}"
     fresh = _ratings_table(_fetch(cursor, CHANGED_RATINGS_QUERY, listed))
-    frame = merge_users(kept.result(), changed, fresh).to_pandas()
+    # An erased user has no stamp left to be seen as changed: the tombstones take them out.
+    erased = _ids(_fetch(cursor, ERASED_IDS_QUERY)["user_id"])
+    frame = merge_users(kept.result(), np.union1d(changed, erased), fresh).to_pandas()
     reused = Reused(base.version, users_read=len(changed), ratings_read=fresh.num_rows)
     return RatingsRead(frame, reused)
 

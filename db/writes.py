@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from db.erasure import refuse_if_erased
 from pipeline.errors import MovierecError
 
 
@@ -89,6 +90,7 @@ def store_ratings(
     """Upsert the user's ratings; a later item for the same movie replaces an earlier one."""
     latest = {item.movie_id: item for item in items}
     with conn.transaction():
+        refuse_if_erased(conn, user_id)
         missing = unknown_movies(conn, list(latest))
         if missing:
             raise UnknownMovies(missing)

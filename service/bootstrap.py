@@ -9,6 +9,8 @@ import redis
 from cache import versions
 from cache.publish import publish_stored
 from cache.settings import Settings
+from db.database import database
+from db.erasure import erased_ids
 from store.versions import open_store
 
 
@@ -33,6 +35,7 @@ def ensure_active(
         summary = train()
     else:
         say(f"publishing {latest} from {store.url} ...")
-        summary = publish_stored(r, store, latest)
+        url = settings.database_url
+        summary = publish_stored(r, store, latest, erased_ids(database(url) if url else None))
     say(f"published {summary['version']}: {summary['users']} users")
     return summary["version"]

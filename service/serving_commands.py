@@ -11,9 +11,13 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cache.settings import get_settings, get_store
 from service.web_server import WEB_THREADS, default_web_workers, default_workers
+
+if TYPE_CHECKING:
+    from db.database import Database
 
 # In-memory schedule: no pickled state file, and a weekly crontab needs no catch-up memory.
 BEAT_SCHEDULER = "celery.beat:Scheduler"
@@ -67,16 +71,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
 
 
+def settings_database() -> Database | None:
+    from db.database import database
+
+    url = get_settings().database_url
+    return database(url) if url else None
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from cache.publish import PublishError, publish_stored
     from cache.redis_client import get_redis
+    from db.erasure import erased_ids
     from store.versions import store_for_output
 
     store = store_for_output(Path(args.out).resolve()) if args.out else get_store()
     version = args.version or store.latest()
     if version is None:
         raise PublishError(f"no complete version in {store.url}: run `movierec pipeline` first")
-    print(json.dumps(publish_stored(get_redis(), store, version), indent=2))
+    erased = erased_ids(settings_database())
+    print(json.dumps(publish_stored(get_redis(), store, version, erased), indent=2))
     return 0
 
 
@@ -90,6 +103,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     def train_here() -> dict:
         """Only when no version is live: the training libraries load then, not before."""
         from cache.publish import publish_stored
+        from db.erasure import erased_ids
         from pipeline.params import PipelineParams
         from pipeline.run import run_pipeline
         from service.database_setup import training_source
@@ -98,7 +112,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         source = training_source(settings, say)
         result = run_pipeline(source, settings.out_dir, PipelineParams(plots=False), print_stage)
         get_store().commit(result.folder)
-        return publish_stored(r, get_store(), result.version)
+        return publish_stored(r, get_store(), result.version, erased_ids(settings_database()))
 
     ensure_active(r, settings, train_here, lambda message: print(f"movierec: {message}"))
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import redis
 from celery import Task
+from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 
 from cache import keys, versions
@@ -21,6 +22,7 @@ from cache.redis_client import get_redis
 from cache.settings import get_settings
 from cache.writer import delete_user, write_users
 from db.changes import mark_refreshed, pending
+from db.erasure import UserErased, refuse_if_erased
 from db.snapshot import user_ratings
 from pipeline.artifacts import VersionFolder
 from pipeline.errors import MovierecError
@@ -56,6 +58,9 @@ def refresh_user(self: Task, user_id: int) -> dict:
     try:
         r.delete(keys.refresh_queued_key(user_id))  # a write from now on queues another
         return _refresh(r, user_id)
+    except UserErased:  # queued before the erasure: its record and state name the user
+        r.delete(keys.job_key(self.request.id), keys.celery_result_key(self.request.id))
+        raise Ignore() from None  # Celery stores no result for it either
     finally:
         lock.release(self.request.id)
 
@@ -74,6 +79,7 @@ def _refresh(r: redis.Redis, user_id: int) -> dict:
         result = _write_entry(r, version, user_id, ratings, folder)
     else:
         with db.connection() as conn:
+            refuse_if_erased(conn, user_id)
             ratings, change = user_ratings(conn, user_id)
             result = _write_entry(r, version, user_id, ratings, folder)
             if change is not None:

@@ -25,6 +25,7 @@ from cache.settings import Settings, get_settings, get_store
 from cache.writer import write_catalog, write_users
 from db.changes import changed_after, settle
 from db.database import DatabaseUnavailable
+from db.erasure import erased_ids
 from db.snapshot import database_loader
 from pipeline.artifacts import (
     COMPLETE,
@@ -203,7 +204,8 @@ def publish_version(
         snapshot = _snapshot_of(folder)  # read before the flip: after it, nothing may fail
         hold_lock(r, job_id)
         fence = versions.Fence(keys.RETRAIN_LOCK, job_id)  # a stall since: the flip refuses
-        summary = finish_publish(r, version, expected_users=n_users, fence=fence)
+        erased = erased_ids(worker_database())  # the snapshot may predate some
+        summary = finish_publish(r, version, n_users, fence=fence, erased=erased)
         _mark_latest(version)
         summary["dropped"] = versions.cleanup(
             r, settings.grace_seconds, settings.job_deadline_seconds

@@ -203,14 +203,16 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
 def http(
     method: str, url: str, token: str | None = None, body: object = None
 ) -> tuple[int, object]:
-    """Status and decoded JSON body; every response of the API, errors included, is JSON."""
+    """Status and decoded JSON body (None for an empty one: a 204); every response of the API
+    with a body, errors included, is JSON."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 

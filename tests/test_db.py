@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from db import changes, writes
+from db.erasure import Erasure, UserErased, erase_user
 from db.importer import import_folder
 from db.migrate import migrate, migration_files
 from db.snapshot import read_snapshot, user_ratings
@@ -219,3 +220,26 @@ def test_acknowledged_ratings_survive_a_killed_server(tmp_path):
     finally:
         restarted.process.send_signal(signal.SIGINT)
         restarted.process.wait(30)
+
+
+def test_an_erased_user_leaves_no_row_but_the_tombstone_and_no_snapshot(url, conn, tmp_path, movie):
+    one, two, _ = movie
+    user = 900030
+    writes.store_ratings(conn, user, [RatingInput(one, 4.0, 9), RatingInput(two, 2.5, 9)])
+    conn.execute("INSERT INTO tags (user_id, movie_id, tag, filtered) VALUES (%s, %s, 'x', 'x')",
+                 (user, one))  # fmt: skip
+    base = _trained_on(read_snapshot(url), VersionFolder(tmp_path / "v1"))  # holds the user
+    assert erase_user(conn, user) is Erasure.ERASED
+    assert erase_user(conn, user) is Erasure.ALREADY
+    assert erase_user(conn, 900031) is Erasure.UNKNOWN  # never seen: no tombstone either
+    for table in ("ratings", "tags", "user_changes"):
+        found = conn.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (user,))
+        assert found.fetchone() == (0,), table
+    rows = conn.execute("SELECT * FROM erased_users WHERE user_id IN (%s, %s)", (user, 900031))
+    assert [row[0] for row in rows.fetchall()] == [user]  # the id and the time, nothing else
+    reused = read_snapshot(url, base)  # the base version's ratings hold the user: dropped
+    assert reused.info.reused is not None
+    assert user not in set(reused.data.ratings["userId"])
+    pd.testing.assert_frame_equal(reused.data.ratings, read_snapshot(url).data.ratings)
+    with pytest.raises(UserErased):
+        writes.store_ratings(conn, user, [RatingInput(one, 4.0, 10)])

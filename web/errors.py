@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from cache.reader import LengthTooLong, NoActiveVersion
 from db.database import DatabaseBusy, DatabaseTimeout, DatabaseUnavailable
+from db.erasure import UserErased
 from web.limits import READS
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(LengthTooLong, _length_too_long)
     app.register_error_handler(redis.RedisError, _cache_unavailable)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
+    app.register_error_handler(UserErased, _user_erased)
     app.register_error_handler(OperationalError, _queue_unavailable)
     app.register_error_handler(Exception, _unexpected)
 
@@ -88,6 +90,10 @@ def _database_unavailable(error: DatabaseUnavailable) -> tuple[Response, int, di
     else:
         body = error_response(503, DATABASE_DOWN)
     return (*body, RETRY_SOON)
+
+
+def _user_erased(error: UserErased) -> tuple[Response, int]:
+    return error_response(410, str(error))
 
 
 def _queue_unavailable(error: OperationalError) -> tuple[Response, int]:

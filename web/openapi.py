@@ -343,7 +343,23 @@ def document() -> dict[str, Any]:
                 json_body(ref("User"), "the user"),
                 user,
                 missing="User not found",
-            ),
+            )
+            | {
+                "delete": {
+                    "summary": "Erase the user: ratings, tags, cached lists in every version",
+                    "description": "A tombstone of the id stays in the database: later writes "
+                    "to it answer 410, and no retrain brings the user back. Version files kept "
+                    "for rollback hold the user until they are pruned (README, Erasure).",
+                    **GUARDED,
+                    "parameters": [stored_user],
+                    "responses": {
+                        "204": {"description": "erased now, or already (a retry is safe)"},
+                        "400": BAD,
+                        "404": error("User not found: never seen"),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
             "/clusters": read(
                 "Every cluster's summary", json_body(array("ClusterSummary"), "by cluster id")
             ),
@@ -436,6 +452,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": json_body(ref("RatingsWritten"), "committed"),
                         "400": BAD,
+                        "410": error("the user was erased: nothing is stored under the id"),
                         "413": error(f"more than {MAX_RATINGS:,} ratings, or a body over 256 KB"),
                         "422": error("an unknown movie; nothing was stored"),
                         **AUTH_ERRORS,
