@@ -32,6 +32,13 @@ WORKERS = f"{PREFIX}:workers"  # zset: worker hostname -> time of its last heart
 BEAT_LAST_TICK = f"{PREFIX}:beat:last_tick"  # time beat last started or sent a task
 STORE_METRICS = f"{PREFIX}:metrics:store"  # hash: "operations|<op>|<outcome>", "bytes|<dir>"
 JOB_METRICS = f"{PREFIX}:metrics:jobs"  # hash: "<kind>|<outcome>|<field>" -> count or seconds
+# The operator's changes to movies, outside every version so that a publish or a rollback keeps
+# them: hash movieId -> JSON {hidden, title, genres} as PostgreSQL holds them; hash movieId ->
+# JSON {version, cluster, similar, scores}: the place a changed movie's genres give it in that
+# version; a counter bumped by every change, which readers compare to reread only then.
+MOVIE_CHANGES = f"{PREFIX}:movies:changes"
+MOVIE_PLACES = f"{PREFIX}:movies:places"
+MOVIE_CHANGES_EPOCH = f"{PREFIX}:movies:epoch"
 
 
 def job_key(job_id: str) -> str:

@@ -18,25 +18,28 @@ from typing import Any, NamedTuple
 import orjson
 import redis
 
-from cache import keys
+from cache import keys, movie_changes
 from cache.keys import VersionKeys
+from cache.movie_changes import MovieChanges
 from cache.reasons import Reasons
 from pipeline.errors import MovierecError
 from pipeline.params import PersonalOptions, PipelineParams
 
 DEFAULT_LENGTH = 5  # items in a list when the request does not say
 
-# GET the pointer, then GET or HGET one part of that version: {version, value} or false.
+# GET the pointer, then GET or HGET one part of that version, and the movie changes' counter:
+# {version, value, epoch} or false.
 _READ_ACTIVE = """
 local version = redis.call('GET', KEYS[1])
 if not version then
   return false
 end
 local key = ARGV[1] .. version .. ':' .. ARGV[2]
+local epoch = redis.call('GET', KEYS[2])
 if ARGV[3] == 'hget' then
-  return {version, redis.call('HGET', key, ARGV[4])}
+  return {version, redis.call('HGET', key, ARGV[4]), epoch}
 end
-return {version, redis.call('GET', key)}
+return {version, redis.call('GET', key), epoch}
 """
 
 
@@ -124,6 +127,7 @@ class UserEntry(NamedTuple):
     model: ActiveModel
     entry: dict  # the user's cached value, decoded
     length: int  # list items asked for
+    changes: MovieChanges
 
 
 class UserPage(NamedTuple):
@@ -134,6 +138,7 @@ class UserPage(NamedTuple):
 class Read(NamedTuple):
     model: ActiveModel
     value: Any  # the raw bytes, None when the key or field is absent
+    changes: MovieChanges  # the operator's changes to movies, as of this read
 
 
 class CacheReader:
@@ -144,6 +149,7 @@ class CacheReader:
         self._models: dict[str, ActiveModel] = {}
         self._movie_cache = MovieCache()
         self._cluster_facts = ClusterFacts("", [], {})
+        self._changes = movie_changes.NONE
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -155,24 +161,33 @@ class CacheReader:
         return self._model(version.decode())
 
     def movie(self, movie_id: int) -> dict | None:
-        raw = self._read(keys.MOVIES, movie_id).value
-        return _movie(movie_id, orjson.loads(raw)) if raw else None
+        """The movie's details, hidden ones included (`hidden` says so)."""
+        model, raw, changes = self._read(keys.MOVIES, movie_id)
+        if not raw:
+            return None
+        found = _movie(movie_id, _changed(movie_id, orjson.loads(raw), changes, model))
+        return found | {"hidden": movie_id in changes.hidden}
 
     def similar_movies(self, movie_id: int, n: int | None) -> list[dict] | None:
         """The n nearest movies of the same cluster; None for an unknown movie."""
-        model, raw = self._read(keys.SIMILAR, movie_id)
+        model, raw, changes = self._read(keys.SIMILAR, movie_id)
         length = _length(model, n)
         if raw is None and self._movie_entries(model, [movie_id]) == [None]:
             return None
-        entry = orjson.loads(raw) if raw else {"movies": [], "scores": []}
-        movies = self._movies(model, entry["movies"][:length])
-        for movie, similarity in zip(movies, entry["scores"], strict=False):
-            movie["similarity"] = similarity
+        place = changes.place(movie_id, model.version)
+        if place is not None:  # its genres changed since the version was trained
+            entry = {"movies": place.similar, "scores": place.scores}
+        else:
+            entry = orjson.loads(raw) if raw else {"movies": [], "scores": []}
+        kept = _visible(entry["movies"], changes)[:length]
+        movies = self._movies(model, [entry["movies"][i] for i in kept], changes)
+        for movie, i in zip(movies, kept, strict=True):
+            movie["similarity"] = entry["scores"][i]
         return movies
 
     def user(self, user_id: int) -> dict | None:
         """Favorite cluster and how many movies the user rated in each cluster."""
-        _, raw = self._read(keys.USERS, user_id)
+        raw = self._read(keys.USERS, user_id).value
         return None if raw is None else _user(user_id, orjson.loads(raw))
 
     def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
@@ -190,55 +205,69 @@ class CacheReader:
     def _user_entry(self, user_id: int, n: int | None) -> UserEntry | None:
         """The user's decoded entry and the list length asked for (checked even when the user
         is unknown, so a bad `n` is always a 400)."""
-        model, raw = self._read(keys.USERS, user_id)
+        model, raw, changes = self._read(keys.USERS, user_id)
         length = _length(model, n)
-        return None if raw is None else UserEntry(model, orjson.loads(raw), length)
+        return None if raw is None else UserEntry(model, orjson.loads(raw), length, changes)
 
     def _recommendations(self, found: UserEntry) -> list[dict]:
-        model, entry, length = found
-        movies = self._movies(model, entry["movies"][:length])
+        """The list without hidden movies: the spare ones stored after them move up."""
+        model, entry, length, changes = found
+        kept = _visible(entry["movies"], changes)[:length]
+        movies = self._movies(model, [entry["movies"][i] for i in kept], changes)
         legend = model.meta["sources"]
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
         reasons = Reasons(entry, self._clusters(model).genres, first)
-        for movie, score, code in zip(movies, entry["scores"], entry["sources"], strict=False):
-            movie["score"] = score
-            movie["source"] = legend[int(code)]
+        for movie, i in zip(movies, kept, strict=True):
+            movie["score"] = entry["scores"][i]
+            movie["source"] = legend[int(entry["sources"][i])]
             movie["reason"] = reasons(movie["cluster"], movie["source"])
         return movies
 
     def clusters(self, model: ActiveModel | None = None) -> list[dict]:
         """The summaries of `model`'s version (one a page has already read), else the active
-        one's."""
-        return self._clusters(model or self.active()).summaries
+        one's, their top movies without hidden ones."""
+        model, _, changes = self._read(keys.META) if model is None else (model, None, self._changes)
+        return [_without_hidden(s, changes) for s in self._clusters(model).summaries]
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
-        model, members = self._read(keys.members_part(cluster_id))
+        model, members, changes = self._read(keys.members_part(cluster_id))
         length = _length(model, n)
         summaries = self._clusters(model).summaries
         summary = next((s for s in summaries if s["cluster"] == cluster_id), None)
         if summary is None:
             return None
-        ids = orjson.loads(members)[:length] if members else []
-        return {**summary, "movies": self._movies(model, ids)}
+        ids = orjson.loads(members) if members else []
+        shown = [ids[i] for i in _visible(ids, changes)[:length]]
+        return {**_without_hidden(summary, changes), "movies": self._movies(model, shown, changes)}
 
     def cluster_map(self) -> ClusterMap:
-        model, raw = self._read(keys.MAP)
+        model, raw, _ = self._read(keys.MAP)
         return ClusterMap(model.version, orjson.loads(raw or "[]"))
 
     def popular(self, n: int | None) -> list[dict]:
-        model, raw = self._read(keys.POPULAR)
-        ids = orjson.loads(raw or "[]")[: _length(model, n)]
-        return self._movies(model, ids)
+        model, raw, changes = self._read(keys.POPULAR)
+        ids = orjson.loads(raw or "[]")
+        shown = [ids[i] for i in _visible(ids, changes)[: _length(model, n)]]
+        return self._movies(model, shown, changes)
 
     def _read(self, part: str, field: int | None = None) -> Read:
-        """The active version and one of its values, in one round trip."""
+        """The active version and one of its values, in one round trip (two when the operator
+        changed a movie since this process last looked)."""
         how = ["get"] if field is None else ["hget", field]
-        found = self._read_active(keys=[keys.ACTIVE], args=[keys.VERSIONS, part, *how])
+        active_keys = [keys.ACTIVE, keys.MOVIE_CHANGES_EPOCH]
+        found = self._read_active(keys=active_keys, args=[keys.VERSIONS, part, *how])
         if not found:
             raise NoActiveVersion("no model version has been published yet")
-        version, value = found
-        return Read(self._model(version.decode()), value)
+        version, value, epoch = found
+        return Read(self._model(version.decode()), value, self._changes_at(epoch))
+
+    def _changes_at(self, epoch: bytes | None) -> MovieChanges:
+        """The movie changes as of `epoch`, reread only when it moved."""
+        changes = self._changes
+        if changes.epoch != epoch:
+            changes = self._changes = movie_changes.read_changes(self.r)
+        return changes
 
     def _model(self, version: str) -> ActiveModel:
         """A version's metadata, read once per process: it never changes."""
@@ -262,10 +291,15 @@ class CacheReader:
             facts = self._cluster_facts = ClusterFacts(model.version, summaries, genres)
         return facts
 
-    def _movies(self, model: ActiveModel, ids: Sequence[int]) -> list[dict]:
+    def _movies(
+        self, model: ActiveModel, ids: Sequence[int], changes: MovieChanges = movie_changes.NONE
+    ) -> list[dict]:
         """Titles and details for a ranked list of ids, at most one round trip."""
         entries = self._movie_entries(model, ids)
-        return [_movie(movie_id, entry or {}) for movie_id, entry in zip(ids, entries, strict=True)]
+        return [
+            _movie(movie_id, _changed(movie_id, entry or {}, changes, model))
+            for movie_id, entry in zip(ids, entries, strict=True)
+        ]
 
     def _movie_entries(self, model: ActiveModel, ids: Sequence[int]) -> list[dict | None]:
         def fetch(missing: list[int]) -> list:
@@ -278,8 +312,19 @@ class CacheReader:
         return self.r.hlen(model.keys.movies)
 
     def all_movies(self, model: ActiveModel) -> dict[int, dict]:
-        """Every movie of a version, decoded, for an index built once per version (search)."""
-        return {int(k): orjson.loads(v) for k, v in self.r.hgetall(model.keys.movies).items()}
+        """Every movie of a version but the hidden ones, decoded and as changed, for an index
+        built once per version and change (search)."""
+        changes = self.changes()
+        found = {int(k): orjson.loads(v) for k, v in self.r.hgetall(model.keys.movies).items()}
+        return {
+            movie_id: _changed(movie_id, entry, changes, model)
+            for movie_id, entry in found.items()
+            if movie_id not in changes.hidden
+        }
+
+    def changes(self) -> MovieChanges:
+        """The operator's changes to movies now: one GET, and a reread when they moved."""
+        return self._changes_at(self.r.get(keys.MOVIE_CHANGES_EPOCH))
 
 
 def _length(model: ActiveModel, n: int | None) -> int:
@@ -301,6 +346,32 @@ def _user(user_id: int, entry: dict) -> dict:
     if "liking" in entry:
         found["cluster_liking"] = {str(c): w for c, w in enumerate(entry["liking"])}
     return found
+
+
+def _visible(ids: Sequence[int], changes: MovieChanges) -> list[int]:
+    """The places in `ids` of the movies not hidden."""
+    hidden = changes.hidden
+    return [i for i, movie_id in enumerate(ids) if movie_id not in hidden]
+
+
+def _without_hidden(summary: dict, changes: MovieChanges) -> dict:
+    top = summary.get("top_movies")
+    if not top or not changes.hidden:
+        return summary
+    return {**summary, "top_movies": [top[i] for i in _visible(top, changes)]}
+
+
+def _changed(movie_id: int, entry: dict, changes: MovieChanges, model: ActiveModel) -> dict:
+    """The entry with the operator's title and genres, and the cluster they give the movie in
+    this version (until a retrain on them)."""
+    change = changes.changes.get(movie_id)
+    if change is None:
+        return entry
+    changed = {**entry, "title": change["title"], "genres": change["genres"]}
+    place = changes.place(movie_id, model.version)
+    if place is not None:
+        changed["cluster"] = place.cluster
+    return changed
 
 
 def _movie(movie_id: int, entry: dict) -> dict:

@@ -153,3 +153,41 @@ def add_movie(conn: psycopg.Connection, title: str, genres: str) -> int:
             (title, genres),
         ).fetchone()
     return int(row[0])
+
+
+@dataclass(frozen=True)
+class MovieState:
+    title: str
+    genres: str
+    hidden: bool
+    tags: str  # the movie's filtered tags, space-joined, as the features take them
+
+
+def change_movie(
+    conn: psycopg.Connection,
+    movie_id: int,
+    title: str | None = None,
+    genres: str | None = None,
+    hidden: bool | None = None,
+) -> MovieState | None:
+    """Set what is given (None leaves a field as it is); the movie as it is now, or None for an
+    unknown movie."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE movies SET title = coalesce(%s, title), genres = coalesce(%s, genres),"
+            " hidden = coalesce(%s, hidden), updated_at = now() WHERE movie_id = %s"
+            " RETURNING movie_id",
+            (title, genres, hidden, movie_id),
+        ).fetchone()
+    return None if row is None else movie_state(conn, movie_id)
+
+
+def movie_state(conn: psycopg.Connection, movie_id: int) -> MovieState | None:
+    row = conn.execute(
+        "SELECT m.title, m.genres, m.hidden,"
+        " coalesce((SELECT string_agg(t.filtered, ' ' ORDER BY t.user_id, t.filtered)"
+        " FROM tags t WHERE t.movie_id = m.movie_id), '')"
+        " FROM movies m WHERE m.movie_id = %s",
+        (movie_id,),
+    ).fetchone()
+    return None if row is None else MovieState(row[0], row[1], bool(row[2]), row[3])

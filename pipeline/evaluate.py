@@ -206,7 +206,7 @@ class Holdout:
             start = time.perf_counter()
             trained = self._training(replace(params, personal=self.params.personal))
             catalog = Catalog.from_movies(
-                trained.movies, trained.k, params.list_depth, params.personal_options
+                trained.movies, trained.k, params.stored_depth, params.personal_options
             )
             mine = self.train.ratings[self.train.ratings["userId"].isin(self.users)]
             self.builds[params] = replace(trained, users=recommend_users(mine, catalog))

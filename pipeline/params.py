@@ -62,6 +62,9 @@ class PersonalOptions:
         return n_ratings < self.prior_ratings
 
 
+LIST_SPARE = 10
+
+
 @dataclass(frozen=True)
 class PipelineParams:
     k: int = 10
@@ -83,6 +86,12 @@ class PipelineParams:
         check_choice("recommender", self.recommender, RECOMMENDERS)
         if self.recommender == PERSONAL and self.factors < 1:
             raise ParameterError("the personal recommender needs at least 1 factor")
+
+    @property
+    def stored_depth(self) -> int:
+        """Items kept per list: `list_depth`, the most a client may ask for, and LIST_SPARE more,
+        which move up when a movie is hidden after training (lists keep their length)."""
+        return self.list_depth + LIST_SPARE
 
     @property
     def personal_options(self) -> PersonalOptions | None:

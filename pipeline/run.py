@@ -245,13 +245,13 @@ def _build(
         summary = cluster_summary(movies, clustered.genre_share)
         points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
-        popular = popular_list(movies, params.list_depth)
-        similar = similar_movies(fitted.X, movies, params.list_depth)
+        popular = popular_list(movies, params.stored_depth)
+        similar = similar_movies(fitted.X, movies, params.stored_depth)
     users = None
     if with_users:
         with stages("users"):
             catalog = Catalog.from_movies(
-                movies, fitted.k, params.list_depth, params.personal_options
+                movies, fitted.k, params.stored_depth, params.personal_options
             )
             if not np.array_equal(catalog.movie_ids, movies["movieId"].to_numpy()):
                 preferences = None  # its columns are in another order than the catalogue's

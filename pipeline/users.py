@@ -73,7 +73,7 @@ class Catalog:
 def load_catalog(folder: VersionFolder) -> Catalog:
     params = folder.params()
     movies = pd.read_parquet(folder.movies)
-    return Catalog.from_movies(movies, params.k, params.list_depth, params.personal_options)
+    return Catalog.from_movies(movies, params.k, params.stored_depth, params.personal_options)
 
 
 def user_ids(folder: VersionFolder) -> np.ndarray:

@@ -18,6 +18,7 @@ TASK_RELEASE_LOCK = "movierec.release_retrain_lock"
 TASK_REFRESH_USER = "movierec.refresh_user"
 TASK_CLEANUP = "movierec.cleanup"
 TASK_REFRESH_PENDING = "movierec.refresh_pending"
+TASK_PLACE_MOVIE = "movierec.place_movie"
 
 RESULT_TTL_SECONDS = 7 * 24 * 3600
 CLEANUP_EVERY_SECONDS = 600.0
@@ -71,7 +72,10 @@ def time_limits(hard_limit: int) -> dict[str, int]:
 
 def make_celery(settings: Settings) -> Celery:
     # Imported by workers and beat only; tasks.monitoring holds signal receivers, not tasks.
-    modules = ["tasks.retrain", "tasks.refresh", "tasks.cleanup", "tasks.monitoring"]
+    modules = [
+        *("tasks.retrain", "tasks.refresh", "tasks.placement", "tasks.cleanup"),
+        "tasks.monitoring",
+    ]
     app = Celery("movierec", include=modules)
     app.conf.update(celery_config(settings))
     return app

@@ -60,6 +60,7 @@ from tasks.jobs import (
     retrain_lock,
     submit_refresh_user,
 )
+from tasks.placement import place_changed_movies
 from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
@@ -215,6 +216,7 @@ def publish_version(
         raise
     release_retrain_lock(r, settings, job_id)
     summary |= catch_up(r, version, snapshot)
+    summary["movies_placed_again"] = _place_again(version)
     log.info("published %s (previous %s)", version, summary["previous"])
     return summary
 
@@ -259,6 +261,16 @@ def _mark_latest(version: str) -> None:
         get_store().mark_latest(version)
     except StoreUnavailable as error:
         log.warning("LATEST not moved to %s: %s", version, error)
+
+
+def _place_again(version: str) -> int:
+    """Movies whose genres changed keep their place in the version now live; a failure here
+    leaves them in the clusters this version gave them until the next change or retrain."""
+    try:
+        return place_changed_movies(version)
+    except redis.RedisError as error:
+        log.warning("placing changed movies in %s failed: %s", version, error)
+        return 0
 
 
 def catch_up(r: redis.Redis, version: str, snapshot: str | None) -> dict[str, int]:

@@ -66,8 +66,10 @@ def test_user_lists_are_full_ranked_and_unseen(out, small_shape):
     recs = pd.read_parquet(out / "user_recommendations.parquet")
     ratings = pd.read_parquet(out / "cleaned_ratings.parquet")
     users = small_shape.users
-    assert recs.groupby("userId").size().eq(50).all() and recs["userId"].nunique() == users
-    assert (recs.groupby("userId")["rank"].apply(list) == [list(range(1, 51))] * users).all()
+    depth = PipelineParams().stored_depth  # the 50 a client may ask for, and the spares
+    assert recs.groupby("userId").size().eq(depth).all() and recs["userId"].nunique() == users
+    ranks = [list(range(1, depth + 1))] * users
+    assert (recs.groupby("userId")["rank"].apply(list) == ranks).all()
     seen = recs.merge(ratings, on=["userId", "movieId"])
     assert seen.empty, "a list recommends a movie its user already rated"
     fav = pd.read_csv(out / "user_favorites.csv").set_index("userId")
@@ -86,7 +88,7 @@ def test_similar_lists_stay_in_cluster_and_skip_the_movie_itself(small_run):
     assert (
         cluster[similar["movieId"]].to_numpy() == cluster[similar["similarId"]].to_numpy()
     ).all()
-    assert similar.groupby("movieId").size().max() == 50
+    assert similar.groupby("movieId").size().max() == PipelineParams().stored_depth
 
 
 def test_cluster_summary(out, small_shape):

@@ -98,7 +98,7 @@ def test_health_without_a_model_is_503(empty_client, r):
 
 
 def test_movie(client):
-    assert client.get("/movie/20").get_json() == {
+    expected = {
         "movieId": 20,
         "title": "Beta (2001)",
         "genres": "Comedy|Drama",
@@ -106,7 +106,10 @@ def test_movie(client):
         "score": 3.9,
         "n_ratings": 1,
         "avg_rating": 3.5,
+        "hidden": False,
     }
+    assert client.get("/movie/20").get_json() == expected
+    assert client.get("/movies/20").get_json() == expected  # the canonical path
 
 
 @pytest.mark.parametrize(

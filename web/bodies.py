@@ -6,6 +6,7 @@ Every check runs before anything is stored: a request is taken whole or not at a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from db.writes import RatingInput, now_seconds
@@ -18,6 +19,7 @@ MAX_TIMESTAMP = 2**31 - 1
 MAX_TITLE = 500
 RATING_FIELDS = {"movieId", "rating", "timestamp"}
 MOVIE_FIELDS = {"title", "genres"}
+CHANGE_FIELDS = {"title", "genres", "hidden"}
 
 
 def json_body(raw: bytes) -> Any:
@@ -111,17 +113,53 @@ def _bad(index: int, field: str | None, problem: str) -> ApiError:
 
 def parse_movie(raw: bytes) -> tuple[str, str]:
     """{"title": non-empty text, "genres": "A|B" (optional)} -> (title, tidy genres)."""
+    body = _movie_object(raw, MOVIE_FIELDS, '{"title": ..., "genres": "A|B"}')
+    return _title(body.get("title")), _genres(body.get("genres", ""))
+
+
+@dataclass(frozen=True)
+class MovieChange:
+    """What a PATCH changes; None leaves a field as it is."""
+
+    title: str | None
+    genres: str | None
+    hidden: bool | None
+
+
+def parse_movie_change(raw: bytes) -> MovieChange:
+    """Any of {"title": text, "genres": "A|B", "hidden": true|false}, at least one."""
+    body = _movie_object(raw, CHANGE_FIELDS, '{"title"?, "genres"?, "hidden"?}')
+    if not body:
+        raise ApiError(400, "nothing to change: give any of title, genres and hidden")
+    hidden = body.get("hidden")
+    if "hidden" in body and not isinstance(hidden, bool):
+        raise ApiError(400, "field 'hidden' must be true or false", field="hidden")
+    return MovieChange(
+        _title(body["title"]) if "title" in body else None,
+        _genres(body["genres"]) if "genres" in body else None,
+        hidden,
+    )
+
+
+def _movie_object(raw: bytes, fields: set[str], shape: str) -> dict:
     body = json_body(raw)
     if not isinstance(body, dict):
-        raise ApiError(400, 'the body must be a JSON object {"title": ..., "genres": "A|B"}')
-    unknown = sorted(set(body) - MOVIE_FIELDS)
+        raise ApiError(400, f"the body must be a JSON object {shape}")
+    unknown = sorted(set(body) - fields)
     if unknown:
         raise ApiError(400, f"field {unknown[0]!r} is not a field of a movie", field=unknown[0])
-    title, genres = body.get("title"), body.get("genres", "")
+    return body
+
+
+def _title(title: Any) -> str:
     if not isinstance(title, str) or not title.strip():
         raise ApiError(400, "field 'title' must be non-empty text", field="title")
     if len(title) > MAX_TITLE:
         raise ApiError(400, f"field 'title' may have at most {MAX_TITLE} characters", field="title")
+    return title.strip()
+
+
+def _genres(genres: Any) -> str:
     if not isinstance(genres, str):
         raise ApiError(400, "field 'genres' must be text like 'Comedy|Drama'", field="genres")
-    return title.strip(), tidy_genres(genres)
+    return tidy_genres(genres)

@@ -84,6 +84,22 @@ SCHEMAS: dict[str, Any] = {
         },
     ),
     "Movie": obj(list(MOVIE_FIELDS), STALE, **MOVIE_FIELDS),
+    "MovieDetail": obj(
+        [*MOVIE_FIELDS, "hidden"],
+        STALE,
+        **MOVIE_FIELDS,
+        hidden={"type": "boolean", "description": "withdrawn from every list (PATCH)"},
+    ),
+    "MovieChange": {
+        **obj(
+            [],
+            title={"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+            genres={"type": "string", "description": "'|'-joined, e.g. Comedy|Drama"},
+            hidden={"type": "boolean"},
+        ),
+        "minProperties": 1,
+        "additionalProperties": False,
+    },
     "SearchHit": obj(
         ["movieId", "title", "genres", "cluster"],
         **{field: MOVIE_FIELDS[field] for field in ("movieId", "title", "genres", "cluster")},
@@ -319,11 +335,38 @@ def document() -> dict[str, Any]:
                 }
             },
             "/movie/{movie_id}": read(
-                "A movie and its cluster",
-                json_body(ref("Movie"), "the movie"),
+                "A movie and its cluster (the same as GET /movies/{movie_id})",
+                json_body(ref("MovieDetail"), "the movie"),
                 movie,
                 missing="Movie not found",
             ),
+            "/movies/{movie_id}": read(
+                "A movie and its cluster, hidden ones too",
+                json_body(ref("MovieDetail"), "the movie"),
+                movie,
+                missing="Movie not found",
+            )
+            | {
+                "patch": {
+                    "summary": "Hide or show a movie, or change its title or genres",
+                    "description": "Hidden movies leave every list at once (the next ones move "
+                    "up) and come back when shown; new genres place the movie in the live "
+                    "version's clusters within seconds, and the next retrain trains on them. "
+                    "Hide a movie to withdraw it: ratings refer to it, so it is never deleted.",
+                    **GUARDED,
+                    "parameters": [stored_movie],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("MovieChange")}},
+                    },
+                    "responses": {
+                        "200": json_body(ref("MovieDetail"), "the movie as changed"),
+                        "400": BAD,
+                        "404": error("Movie not found"),
+                        **AUTH_ERRORS,
+                    },
+                }
+            },
             "/recommend/movie/{movie_id}": read(
                 "The nearest movies of the same cluster",
                 json_body(array("SimilarMovie"), "most similar first"),

@@ -1,27 +1,67 @@
-"""Movies: details, similar movies from the same cluster, the popular list, adding one."""
+"""Movies: details, similar movies from the same cluster, the popular list, adding one, hiding
+or changing one."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import redis
 from flask import Blueprint, jsonify, request, url_for
+from kombu.exceptions import OperationalError
 
 from cache.entries import add_movie, movie_entry
+from cache.movie_changes import write_change
 from cache.reader import CacheReader
 from db import writes
+from tasks.celery_app import TASK_PLACE_MOVIE
 from web.auth import require_token
-from web.bodies import parse_movie
+from web.bodies import parse_movie, parse_movie_change
+from web.errors import ApiError
 from web.fetch import fetch_or_404
-from web.params import parse_n
-from web.state import cache, database, models, stale_answers
+from web.params import parse_n, parse_stored_id
+from web.state import cache, celery, database, models, redis_client, stale_answers
 
 bp = Blueprint("movies", __name__)
+log = logging.getLogger(__name__)
+CHANGE_NOT_COPIED = (
+    "the change is stored in the database, but the cache (Redis) did not take it, so lists do "
+    "not show it yet: send the same PATCH again"
+)
 JOINS_LATER = "the movie joins users' lists and similar movies at the next retrain"
 
 
-@bp.get("/movie/<movie_id>")
+@bp.get("/movies/<movie_id>")
 def movie(movie_id: str):
+    """The movie's details, hidden ones too (`hidden` says so): operators need to see them."""
+    return jsonify(fetch_or_404("movie", movie_id, CacheReader.movie))
+
+
+@bp.get("/movie/<movie_id>")
+def movie_seed_path(movie_id: str):
+    """The same as GET /movies/<id>, for the clients of the first version of the API."""
+    return movie(movie_id)
+
+
+@bp.patch("/movies/<movie_id>")
+@require_token
+def change_movie(movie_id: str):
+    """Hide or show a movie, fix its title or genres. Stored in PostgreSQL, then copied beside
+    the versions in Redis, where every list reads it at once; new genres also queue the
+    movie's placement in the live version (its cluster and similar movies)."""
+    wanted = parse_stored_id(movie_id, "movie")
+    change = parse_movie_change(request.get_data())
+    with database().connection() as conn:
+        state = writes.change_movie(conn, wanted, change.title, change.genres, change.hidden)
+    if state is None:
+        raise ApiError(404, "Movie not found")
+    try:
+        write_change(redis_client(), wanted, state.hidden, state.title, state.genres)
+        if change.genres is not None:
+            celery().send_task(TASK_PLACE_MOVIE, args=[wanted])
+    except (redis.RedisError, OperationalError) as error:
+        log.warning("movie change not copied to the cache: %s", error)
+        raise ApiError(503, CHANGE_NOT_COPIED, outcome="partial") from None
     return jsonify(fetch_or_404("movie", movie_id, CacheReader.movie))
 
 
