@@ -5,6 +5,7 @@ an erased user back."""
 from __future__ import annotations
 
 from urllib.parse import quote
+from urllib.request import urlopen
 
 import pytest
 import redis
@@ -79,3 +80,74 @@ def test_users_erased_during_a_retrain_are_not_brought_back_by_it_nor_the_next(
         assert service.get(f"/users/{user}")[0] == 404
         assert held_anywhere(r, user) == []
         assert service.get(f"/users/{user}/ratings")[1]["total"] == 0
+
+
+def shown_in(service, movie: int, user: int, neighbour: int, cluster: int, word: str) -> dict:
+    """Whether each list endpoint, and the dashboard's pages, show the movie."""
+
+    def ids(path: str) -> list[int]:
+        return [m["movieId"] for m in service.get(path)[1]]
+
+    return {
+        "user": movie in ids(f"/recommend/user/{user}?n=10"),
+        "similar": movie in ids(f"/recommend/movie/{neighbour}?n=10"),
+        "popular": movie in ids("/popular?n=50"),
+        "cluster": movie
+        in [m["movieId"] for m in service.get(f"/clusters/{cluster}?n=50")[1]["movies"]],
+        "search": movie in ids(f"/search?q={quote(word)}&n=50"),
+        "dashboard": f'/dashboard/movies/{movie}"' in page(service, f"/dashboard/users/{user}"),
+    }
+
+
+def page(service, path: str) -> str:
+    with urlopen(service.base + path, timeout=10) as answer:
+        return answer.read().decode()
+
+
+def test_a_movie_hidden_during_a_retrain_leaves_every_list_at_once_and_stays_hidden(service):
+    user = 3
+    movie = service.get(f"/recommend/user/{user}?n=10")[1][0]["movieId"]
+    details = service.get(f"/movies/{movie}")[1]
+    neighbour = service.get(f"/recommend/movie/{movie}?n=1")[1][0]["movieId"]
+    args = (movie, user, neighbour, details["cluster"], details["title"].split()[0])
+    before = shown_in(service, *args)
+    assert before["user"] and before["dashboard"]
+    job = retrain(service)
+    wait_until(lambda: stage(service, job) == "users", JOB_SECONDS, "the users phase", 0.05)
+    status, changed = service.send("PATCH", f"/movies/{movie}", {"hidden": True})
+    assert status == 200 and changed["hidden"] is True
+    assert not any(shown_in(service, *args).values())  # at once: no wait at all
+    assert 'id="hidden"' in page(service, f"/dashboard/movies/{movie}")
+    finished(service, job)
+    assert not any(shown_in(service, *args).values()), "the retrain brought it back"
+    assert len(service.get(f"/recommend/user/{user}?n=50")[1]) == 50
+    assert service.send("PATCH", f"/movies/{movie}", {"hidden": False})[0] == 200
+    assert shown_in(service, *args)["user"]
+
+
+def test_new_genres_move_a_movie_to_the_cluster_they_belong_to(service):
+    """Two new movies whose genres the model puts in two clusters; the first is given the
+    second's genres: the worker places it where the second is, similar movies included."""
+    genres = [
+        "|".join(g["genre"] for g in summary["top_genres"][:2])
+        for summary in service.get("/clusters")[1]
+    ]
+    placed: dict[int, tuple[int, str]] = {}
+    for name in genres:
+        status, movie = service.send(
+            "POST", "/movies", {"title": f"Moving ({name})", "genres": name}
+        )
+        assert status == 201, movie
+        placed.setdefault(movie["cluster"], (movie["movieId"], name))
+        if len(placed) == 2:
+            break
+    (_, (first, _)), (target, (_, their_genres)) = placed.items()
+    assert service.send("PATCH", f"/movies/{first}", {"genres": their_genres})[0] == 200
+
+    def moved() -> dict | None:
+        found = service.get(f"/movies/{first}")[1]
+        return found if found["cluster"] == target else None
+
+    wait_until(moved, 30, "the worker to place the movie", 0.2)
+    similar = service.get(f"/recommend/movie/{first}?n=5")[1]
+    assert similar and {m["cluster"] for m in similar} == {target}
