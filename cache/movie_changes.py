@@ -31,17 +31,14 @@ class MovieChanges(NamedTuple):
     epoch: bytes | None  # None: nothing was ever changed
     changes: Mapping[int, dict]  # movieId -> {hidden, title, genres}
     places: Mapping[int, Place]
-
-    @property
-    def hidden(self) -> frozenset[int]:
-        return frozenset(m for m, change in self.changes.items() if change.get("hidden"))
+    hidden: frozenset[int]  # of `changes`, kept apart: every list is filtered by it
 
     def place(self, movie_id: int, version: str) -> Place | None:
         found = self.places.get(movie_id)
         return found if found is not None and found.version == version else None
 
 
-NONE = MovieChanges(None, {}, {})
+NONE = MovieChanges(None, {}, {}, frozenset())
 
 
 def read_changes(r: redis.Redis) -> MovieChanges:
@@ -49,11 +46,13 @@ def read_changes(r: redis.Redis) -> MovieChanges:
     pipe.get(keys.MOVIE_CHANGES_EPOCH)
     pipe.hgetall(keys.MOVIE_CHANGES)
     pipe.hgetall(keys.MOVIE_PLACES)
-    epoch, changes, places = pipe.execute()
+    epoch, raw_changes, raw_places = pipe.execute()
+    changes = {int(m): orjson.loads(v) for m, v in raw_changes.items()}
     return MovieChanges(
         epoch,
-        {int(m): orjson.loads(v) for m, v in changes.items()},
-        {int(m): Place(*orjson.loads(v)) for m, v in places.items()},
+        changes,
+        {int(m): Place(*orjson.loads(v)) for m, v in raw_places.items()},
+        frozenset(m for m, change in changes.items() if change.get("hidden")),
     )
 
 
