@@ -191,3 +191,9 @@ def movie_state(conn: psycopg.Connection, movie_id: int) -> MovieState | None:
         (movie_id,),
     ).fetchone()
     return None if row is None else MovieState(row[0], row[1], bool(row[2]), row[3])
+
+
+def hidden_movies(conn: psycopg.Connection) -> dict[int, MovieState]:
+    """Every hidden movie as it is now (its tags aside)."""
+    rows = conn.execute("SELECT movie_id, title, genres FROM movies WHERE hidden").fetchall()
+    return {int(m): MovieState(title, genres, True, "") for m, title, genres in rows}

@@ -8,12 +8,12 @@ import redis
 from celery.utils.log import get_task_logger
 
 from cache import versions
-from cache.movie_changes import read_changes, write_place
+from cache.movie_changes import read_changes, write_change, write_place
 from cache.reader import NoActiveVersion
 from cache.redis_client import get_redis
 from cache.settings import get_settings
 from db.database import DatabaseUnavailable
-from db.writes import movie_state
+from db.writes import hidden_movies, movie_state
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, VersionFolder
 from pipeline.params import PipelineParams
 from store.objects import StoreUnavailable
@@ -50,6 +50,22 @@ def place_movie(movie_id: int) -> dict:
     write_place(r, movie_id, version, found.cluster, found.similar)
     log.info("placed movie %d in cluster %d of %s", movie_id, found.cluster, version)
     return {"movieId": movie_id, "version": version, "cluster": found.cluster}
+
+
+def restore_hidden() -> int:
+    """Hidden movies the database knows and Redis does not (its data was lost, or a change's
+    copy failed): copied again, so they stay out of the lists; returns how many."""
+    db = worker_database()
+    if db is None:
+        return 0
+    with db.connection() as conn:
+        hidden = hidden_movies(conn)
+    r = get_redis()
+    known = read_changes(r).hidden
+    missing = {m: state for m, state in hidden.items() if m not in known}
+    for movie_id, state in missing.items():
+        write_change(r, movie_id, state.hidden, state.title, state.genres)
+    return len(missing)
 
 
 def place_changed_movies(version: str) -> int:

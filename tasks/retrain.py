@@ -60,7 +60,7 @@ from tasks.jobs import (
     retrain_lock,
     submit_refresh_user,
 )
-from tasks.placement import place_changed_movies
+from tasks.placement import place_changed_movies, restore_hidden
 from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
@@ -264,12 +264,14 @@ def _mark_latest(version: str) -> None:
 
 
 def _place_again(version: str) -> int:
-    """Movies whose genres changed keep their place in the version now live; a failure here
-    leaves them in the clusters this version gave them until the next change or retrain."""
+    """Movies whose genres changed keep their place in the version now live, and hidden ones
+    stay hidden even if Redis lost their copy; a failure here leaves them as they were until
+    the next change or publish."""
     try:
+        restore_hidden()
         return place_changed_movies(version)
-    except redis.RedisError as error:
-        log.warning("placing changed movies in %s failed: %s", version, error)
+    except (redis.RedisError, DatabaseUnavailable) as error:
+        log.warning("movie changes not carried to %s: %s", version, error)
         return 0
 
 

@@ -151,3 +151,22 @@ def test_new_genres_move_a_movie_to_the_cluster_they_belong_to(service):
     wait_until(moved, 30, "the worker to place the movie", 0.2)
     similar = service.get(f"/recommend/movie/{first}?n=5")[1]
     assert similar and {m["cluster"] for m in similar} == {target}
+
+
+def test_a_hidden_movie_whose_copy_redis_lost_is_hidden_again_by_the_next_publish(service, r):
+    movie = service.get("/recommend/user/4?n=1")[1][0]["movieId"]
+    assert service.send("PATCH", f"/movies/{movie}", {"hidden": True})[0] == 200
+    r.hdel(keys.MOVIE_CHANGES, movie)  # as a Redis restored without it would be
+    r.incr(keys.MOVIE_CHANGES_EPOCH)
+    assert service.get(f"/movies/{movie}")[1]["hidden"] is False
+    finished(service, retrain(service))
+    assert service.get(f"/movies/{movie}")[1]["hidden"] is True  # from the database
+    assert movie not in [m["movieId"] for m in service.get("/recommend/user/4?n=10")[1]]
+
+
+def test_bad_changes_over_http_are_400_naming_the_field(service):
+    for body, field in (({"hidden": 1}, "hidden"), ({"title": " "}, "title"), ({"x": 1}, "x")):
+        status, answer = service.send("PATCH", "/movies/1", body)
+        assert (status, answer.get("field")) == (400, field), answer
+    status, answer = service.send("PATCH", "/movies/4000000000", {"hidden": True})
+    assert status == 404 and "error" in answer
