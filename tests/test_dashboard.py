@@ -19,6 +19,7 @@ from celery import Celery
 from cache import keys
 from cache.entries import add_movie, movie_entry
 from cache.keys import VersionKeys
+from cache.movie_changes import write_change
 from cache.publish import publish_version_dir
 from cache.reader import CacheReader
 from cache.redis_client import WEB, redis_from_url
@@ -354,6 +355,36 @@ def test_search_ranks_the_start_of_a_title_then_the_phrase_then_the_most_rated(r
     assert [m["movieId"] for m in search(client, "toy story")] == [103, 102, 104, 101]
     assert [m["movieId"] for m in search(client, "toy story", n=2)] == [103, 102]
     assert [m["movieId"] for m in search(client, "amelie")] == [105]  # found at once
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("godfater", 201),
+        ("matrx", 202),
+        ("shawshank redemtion", 203),
+        ("redemption shawshank", 203),
+    ],
+)
+def test_search_forgives_typos_and_ranks_exact_matches_first(r, client, query, found):
+    titles = {
+        201: ("Godfather, The (1972)", 40),
+        202: ("Matrix, The (1999)", 60),
+        203: ("Shawshank Redemption, The (1994)", 70),
+        204: ("Mother (2009)", 90),  # near "godfater" by letters, not the movie meant
+        205: ("Matrix Reloaded, The (2003)", 10),
+    }
+    for movie_id, (title, n_ratings) in titles.items():
+        add_movie(r, VERSION, movie_id, movie_entry(title, "Drama", 0, 3.0, n_ratings, 3.0))
+    assert found in [m["movieId"] for m in search(client, query)][:3]
+    assert [m["movieId"] for m in search(client, "matrix")][:2] == [202, 205]  # as typed first
+
+
+def test_hidden_movies_are_not_found(r, client):
+    add_movie(r, VERSION, 301, movie_entry("Withdrawn Picture (2001)", "Drama", 0, 3.0, 5, 3.0))
+    assert [m["movieId"] for m in search(client, "withdrawn")] == [301]
+    write_change(r, 301, True, "Withdrawn Picture (2001)", "Drama")
+    assert search(client, "withdrawn") == [] and search(client, "withdrawm") == []
 
 
 @pytest.mark.parametrize("query", [{}, {"q": ""}, {"q": "x" * 201}, {"q": "x", "n": 51}])

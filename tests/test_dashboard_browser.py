@@ -25,7 +25,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.serving_helpers import REPO
 from tests.test_e2e_up import TOKEN
 from tests.test_e2e_up import Service as UpService
-from web.blueprints.search import fold
+from web.title_index import fold
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = [

@@ -26,6 +26,7 @@ from web.limits import RequestDeadlines, ServingLimits
 from web.metrics import count_stale_answer, install_request_metrics, record_breaker_event
 from web.new_movies import ModelCache
 from web.stale import StaleAnswers, add_cache_status
+from web.title_index import TitleIndex
 
 MAX_BODY_BYTES = 256 * 1024  # 1,000 ratings take about 60 KB
 
@@ -59,7 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[state.STALE] = StaleAnswers(
         limits.stale_seconds, limits.stale_entries, count_stale_answer
     )
-    app.extensions[state.TITLES] = search.TitleIndex()
+    app.extensions[state.TITLES] = TitleIndex()
     store = app.extensions[state.STORE] = app.config.get("STORE") or get_store()
     app.extensions[state.MODELS] = ModelCache(store)
     app.extensions[state.MAPS] = MapCache()

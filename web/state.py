@@ -17,9 +17,9 @@ from web.errors import ApiError
 from web.limits import ServingLimits
 from web.new_movies import ModelCache
 from web.stale import StaleAnswers
+from web.title_index import TitleIndex
 
-if TYPE_CHECKING:  # for the annotations only: importing either module imports this one
-    from web.blueprints.search import TitleIndex
+if TYPE_CHECKING:  # for the annotation only: importing the module imports this one
     from web.dashboard.charts import MapCache
 
 # The keys in `app.extensions`: the factory sets each, the functions below read it.
