@@ -24,8 +24,10 @@ from cache.movie_changes import MovieChanges
 from cache.reasons import Reasons
 from pipeline.errors import MovierecError
 from pipeline.params import PersonalOptions, PipelineParams
+from pipeline.titles import describe
 
 DEFAULT_LENGTH = 5  # items in a list when the request does not say
+EXEMPLARS = 3  # movies a cluster's description names (pipeline.cluster_names)
 
 # GET the pointer, then GET or HGET one part of that version, and the movie changes' counter:
 # {version, value, epoch} or false.
@@ -115,7 +117,7 @@ class MovieCache:
 class ClusterFacts(NamedTuple):
     version: str
     summaries: list[dict]
-    genres: dict[int, list[str]]  # cluster -> its top genres, for the reasons
+    labels: dict[int, str]  # cluster -> what the reasons call it: its name, else its top genres
 
 
 class ClusterMap(NamedTuple):
@@ -186,9 +188,9 @@ class CacheReader:
         return movies
 
     def user(self, user_id: int) -> dict | None:
-        """Favorite cluster and how many movies the user rated in each cluster."""
-        raw = self._read(keys.USERS, user_id).value
-        return None if raw is None else _user(user_id, orjson.loads(raw))
+        """Favorite cluster (with its name) and how many movies the user rated in each cluster."""
+        model, raw, _ = self._read(keys.USERS, user_id)
+        return None if raw is None else self._user(model, user_id, orjson.loads(raw))
 
     def user_recommendations(self, user_id: int, n: int | None) -> list[dict] | None:
         """The user's cached list of unseen movies, each with why it is there; None if unknown."""
@@ -200,7 +202,8 @@ class CacheReader:
         found = self._user_entry(user_id, n)
         if found is None:
             return None
-        return UserPage(_user(user_id, found.entry), self._recommendations(found))
+        user = self._user(found.model, user_id, found.entry)
+        return UserPage(user, self._recommendations(found))
 
     def _user_entry(self, user_id: int, n: int | None) -> UserEntry | None:
         """The user's decoded entry and the list length asked for (checked even when the user
@@ -216,7 +219,7 @@ class CacheReader:
         movies = self._movies(model, [entry["movies"][i] for i in kept], changes)
         legend = model.meta["sources"]
         first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
-        reasons = Reasons(entry, self._clusters(model).genres, first)
+        reasons = Reasons(entry, self._clusters(model).labels, first)
         for movie, i in zip(movies, kept, strict=True):
             movie["score"] = entry["scores"][i]
             movie["source"] = legend[int(entry["sources"][i])]
@@ -227,7 +230,7 @@ class CacheReader:
         """The summaries of `model`'s version (one a page has already read), else the active
         one's, their top movies without hidden ones."""
         model, _, changes = self._read(keys.META) if model is None else (model, None, self._changes)
-        return [_without_hidden(s, changes) for s in self._clusters(model).summaries]
+        return [self._shown(model, s, changes) for s in self._clusters(model).summaries]
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:
         """A cluster's summary with its n best-ranked movies; None for an unknown cluster."""
@@ -239,7 +242,8 @@ class CacheReader:
             return None
         ids = orjson.loads(members) if members else []
         shown = [ids[i] for i in _visible(ids, changes)[:length]]
-        return {**_without_hidden(summary, changes), "movies": self._movies(model, shown, changes)}
+        shown_summary = self._shown(model, summary, changes)
+        return {**shown_summary, "movies": self._movies(model, shown, changes)}
 
     def cluster_map(self) -> ClusterMap:
         model, raw, _ = self._read(keys.MAP)
@@ -287,9 +291,29 @@ class CacheReader:
         facts = self._cluster_facts
         if facts.version != model.version:
             summaries = orjson.loads(self.r.get(model.keys.clusters) or "[]")
-            genres = {s["cluster"]: [g["genre"] for g in s["top_genres"]] for s in summaries}
-            facts = self._cluster_facts = ClusterFacts(model.version, summaries, genres)
+            labels = {s["cluster"]: _label(s) for s in summaries}
+            facts = self._cluster_facts = ClusterFacts(model.version, summaries, labels)
         return facts
+
+    def _user(self, model: ActiveModel, user_id: int, entry: dict) -> dict:
+        found = _user(user_id, entry)
+        summaries = self._clusters(model).summaries
+        favorite = next((s for s in summaries if s["cluster"] == found["favorite_cluster"]), {})
+        found["favorite_cluster_name"] = favorite.get("name")
+        found["favorite_cluster_description"] = favorite.get("description")
+        return found
+
+    def _shown(self, model: ActiveModel, summary: dict, changes: MovieChanges) -> dict:
+        """A summary without hidden movies: not among its top movies, nor in its description,
+        which then names the next best-known ones."""
+        top = summary.get("top_movies")
+        if not top or not changes.hidden or not changes.hidden.intersection(top):
+            return summary
+        shown = {**summary, "top_movies": [top[i] for i in _visible(top, changes)]}
+        if summary.get("description"):
+            best = self._movies(model, shown["top_movies"][:EXEMPLARS], changes)
+            shown["description"] = describe([m["title"] for m in best if m["title"]])
+        return shown
 
     def _movies(
         self, model: ActiveModel, ids: Sequence[int], changes: MovieChanges = movie_changes.NONE
@@ -354,11 +378,11 @@ def _visible(ids: Sequence[int], changes: MovieChanges) -> list[int]:
     return [i for i, movie_id in enumerate(ids) if movie_id not in hidden]
 
 
-def _without_hidden(summary: dict, changes: MovieChanges) -> dict:
-    top = summary.get("top_movies")
-    if not top or not changes.hidden:
-        return summary
-    return {**summary, "top_movies": [top[i] for i in _visible(top, changes)]}
+def _label(summary: dict) -> str:
+    genres = ", ".join(g["genre"] for g in summary.get("top_genres", [])[:3])
+    if summary.get("name"):
+        return f'"{summary["name"]}"'
+    return f"({genres})" if genres else "(no dominant genre)"
 
 
 def _changed(movie_id: int, entry: dict, changes: MovieChanges, model: ActiveModel) -> dict:

@@ -12,10 +12,10 @@ class Reasons:
     ratings, that the list leans on everyone's taste because it knows little of theirs. A list
     draws on a few clusters: each cluster's sentence is built once."""
 
-    def __init__(
-        self, user: dict, genres: dict[int, list[str]], first_ratings: bool = False
-    ) -> None:
-        self.user, self.genres, self.first_ratings = user, genres, first_ratings
+    def __init__(self, user: dict, labels: dict[int, str], first_ratings: bool = False) -> None:
+        """`labels`: what each cluster is called, its name or, for a version without names,
+        its leading genres in brackets."""
+        self.user, self.labels, self.first_ratings = user, labels, first_ratings
         self._said: dict[int, str] = {}
 
     def __call__(self, cluster: int | None, source: str) -> str:
@@ -36,8 +36,8 @@ class Reasons:
         )
         which = ORDINALS[rank] if rank < len(ORDINALS) else f"number {rank}"
         basis = "by how you rated its movies" if liking else "by how many of its movies you rated"
-        about = ", ".join(self.genres.get(cluster, [])[:3]) or "no dominant genre"
-        reason = f"from cluster {cluster} ({about}), your {which} cluster {basis}"
+        about = self.labels.get(cluster, "(no dominant genre)")
+        reason = f"from cluster {cluster} {about}, your {which} cluster {basis}"
         if self.first_ratings:
             return f"{reason}, from your first {user['n_ratings']} ratings"
         return reason

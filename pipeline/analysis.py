@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from pipeline.cluster_names import ClusterName
+
 TOP_GENRES = 5
 TOP_MOVIES = 10
 MAP_POINTS = 2000  # the dashboard's cluster map: enough to see the shapes, small enough to send
@@ -44,9 +46,11 @@ def genre_share(movies: pd.DataFrame, k: int) -> pd.DataFrame:
     return share.reindex(range(k), fill_value=0.0).sort_index(axis=1)
 
 
-def cluster_summary(movies: pd.DataFrame, share: pd.DataFrame) -> list[dict]:
+def cluster_summary(
+    movies: pd.DataFrame, share: pd.DataFrame, names: list[ClusterName]
+) -> list[dict]:
     """Per cluster; popularity is the number of ratings its movies received. `share` is
-    `genre_share(movies, k)`."""
+    `genre_share(movies, k)`, `names` one per cluster (pipeline.cluster_names)."""
     k = len(share)
     rated_sum = movies["avg_rating"].fillna(0).to_numpy() * movies["n_ratings"].to_numpy()
     summary = []
@@ -58,6 +62,9 @@ def cluster_summary(movies: pd.DataFrame, share: pd.DataFrame) -> list[dict]:
         ranked = movies.loc[members].sort_values(["n_ratings", "movieId"], ascending=[False, True])
         summary.append({
             "cluster": c,
+            "name": names[c].name,
+            "description": names[c].description,
+            "descriptors": names[c].descriptors,
             "size": int(members.sum()),
             "top_genres": [{"genre": g, "share": round(float(s), 4)}
                            for g, s in top_genres.items()],

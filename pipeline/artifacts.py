@@ -61,7 +61,8 @@ class VersionFolder:
     METADATA = "metadata.json"
     CATALOG = (METADATA, "movies.parquet")  # pipeline.users.load_catalog
     TRAINING_RATINGS = (METADATA, "ratings.parquet")
-    LISTS = ("cluster_summary.json", "movie_similar.parquet", "popular.parquet")
+    SUMMARY = "cluster_summary.json"
+    LISTS = (SUMMARY, "movie_similar.parquet", "popular.parquet")
     SERVED = (*CATALOG, *LISTS, CLUSTER_MAP)  # cache.writer.write_catalog
     REQUIRED = (*CATALOG, *LISTS, *USER_FILES)
     PARTS = "user_parts"
@@ -97,7 +98,7 @@ class VersionFolder:
 
     @property
     def summary(self) -> Path:
-        return self.path / "cluster_summary.json"
+        return self.path / self.SUMMARY
 
     @property
     def cluster_map(self) -> Path:

@@ -32,6 +32,7 @@ class ClusterPlots(NamedTuple):
     scatter_xy: np.ndarray  # their first two principal components
     genre_share: np.ndarray  # clusters x genres, cluster i in row i
     genres: list[str]
+    names: list[str]  # cluster i's name at i
 
 
 def draw(data: ClusterPlots) -> dict[str, bytes]:
@@ -39,9 +40,9 @@ def draw(data: ClusterPlots) -> dict[str, bytes]:
     from pipeline import plots
 
     return {
-        "cluster_sizes": plots.png(plots.cluster_sizes(data.labels, data.k)),
+        "cluster_sizes": plots.png(plots.cluster_sizes(data.labels, data.names)),
         "cluster_pca": plots.png(plots.pca_scatter(data.scatter_xy, data.scatter_labels)),
-        "genre_share": plots.png(plots.genre_heatmap(data.genre_share, data.genres)),
+        "genre_share": plots.png(plots.genre_heatmap(data.genre_share, data.genres, data.names)),
     }
 
 

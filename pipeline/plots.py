@@ -31,11 +31,19 @@ def save(fig: Figure, path: Path) -> None:
     write_bytes(png(fig), path)
 
 
-def cluster_sizes(labels: np.ndarray, k: int) -> Figure:
-    fig, ax = figure(8, 4)
-    ax.bar(range(k), np.bincount(labels, minlength=k), color="tab:blue")
-    ax.set(xlabel="cluster", ylabel="movies", title="Movies per cluster", xticks=range(k))
+def cluster_sizes(labels: np.ndarray, names: list[str]) -> Figure:
+    """One bar per cluster, labelled "id · name"."""
+    k = len(names)
+    fig, ax = figure(8, 0.4 * k + 1.5)
+    ax.barh(range(k), np.bincount(labels, minlength=k), color="tab:blue")
+    ax.set_yticks(range(k), named_ticks(names))
+    ax.invert_yaxis()
+    ax.set(xlabel="movies", title="Movies per cluster")
     return fig
+
+
+def named_ticks(names: list[str]) -> list[str]:
+    return [f"{i} · {name}" for i, name in enumerate(names)]
 
 
 def pca_scatter(xy: np.ndarray, labels: np.ndarray) -> Figure:
@@ -46,12 +54,12 @@ def pca_scatter(xy: np.ndarray, labels: np.ndarray) -> Figure:
     return fig
 
 
-def genre_heatmap(share: np.ndarray, genres: list[str]) -> Figure:
-    """`share`: clusters x genres, cluster i in row i."""
-    fig, ax = figure(max(8, 0.5 * share.shape[1]), 0.5 * len(share) + 2)
+def genre_heatmap(share: np.ndarray, genres: list[str], names: list[str]) -> Figure:
+    """`share`: clusters x genres, cluster i in row i, named `names[i]`."""
+    fig, ax = figure(max(10, 0.5 * share.shape[1] + 3), 0.5 * len(share) + 2)
     image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(share.shape[1]), genres, rotation=60, ha="right")
-    ax.set_yticks(range(len(share)), range(len(share)))
-    ax.set(xlabel="genre", ylabel="cluster", title="Share of each cluster's movies per genre")
+    ax.set_yticks(range(len(share)), named_ticks(names))
+    ax.set(xlabel="genre", title="Share of each cluster's movies per genre")
     fig.colorbar(image, ax=ax, label="share")
     return fig

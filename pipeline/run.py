@@ -23,6 +23,14 @@ from pipeline.analysis import cluster_map, cluster_summary, genre_share, pca_2d
 from pipeline.artifacts import RATINGS_DICTIONARY, OutputFolder, UserLists, VersionFolder
 from pipeline.blas import native_threads
 from pipeline.cleaning import CleanData, clean
+from pipeline.cluster_alignment import (
+    Previous,
+    align,
+    read_previous,
+    relabel_model,
+    warm_start,
+)
+from pipeline.cluster_names import ClusterName, name_clusters
 from pipeline.clustering import choose_k, cluster_metrics
 from pipeline.factors import movie_factors, preference_matrix
 from pipeline.features import movie_stats, tag_documents
@@ -141,11 +149,15 @@ class FittedClusters:
     labels: np.ndarray
     k: int
     silhouette_by_k: dict[int, float]  # every k tried, when k was chosen
+    kept_names: dict[int, ClusterName]  # cluster -> the name it keeps from the previous version
 
 
-def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedClusters:
+def _fit_clusters(
+    movies: pd.DataFrame, params: PipelineParams, previous: Previous | None
+) -> FittedClusters:
     """The featurizer is fitted through a slice of the model, which shares its steps, so the
-    features are computed once."""
+    features are computed once. With a `previous` version, the clusters take the ids of those
+    they match in it (pipeline.cluster_alignment)."""
     model = build_model(params)
     X = model[:-1].fit_transform(movies)
     k, scores = params.k, {}
@@ -153,8 +165,16 @@ def _fit_clusters(movies: pd.DataFrame, params: PipelineParams) -> FittedCluster
         chosen = choose_k(X, params.choose_k, params)
         k, scores = chosen.k, chosen.silhouettes
         model.set_params(cluster__n_clusters=k)
+    start = None if previous is None else warm_start(X, movies["movieId"].to_numpy(), k, previous)
+    if start is not None:
+        model.set_params(cluster__init=start, cluster__n_init=1)
     labels = model[-1].fit(X).predict(X)
-    return FittedClusters(model, X, labels, k, scores)
+    kept: dict[int, ClusterName] = {}
+    if previous is not None:
+        alignment = align(labels, movies["movieId"].to_numpy(), k, previous)
+        relabel_model(model, alignment.relabel)
+        labels, kept = alignment.relabel[labels], alignment.kept
+    return FittedClusters(model, X, labels, k, scores, kept)
 
 
 def _quality(fitted: FittedClusters, params: PipelineParams) -> dict:
@@ -195,6 +215,7 @@ class ClusteredMovies:
     movies: pd.DataFrame  # with its "cluster" column
     k: int
     genre_share: pd.DataFrame  # clusters x genres (`analysis.genre_share`)
+    names: list[str]  # cluster i's name at i (pipeline.cluster_names)
 
 
 def build(
@@ -203,6 +224,7 @@ def build(
     stages: Stages | None = None,
     with_users: bool = True,
     on_clustered: Callable[[ClusteredMovies], None] | None = None,
+    previous: Previous | None = None,
 ) -> Built:
     """The pipeline's computation, without I/O, so evaluation runs exactly what is served.
 
@@ -211,7 +233,9 @@ def build(
     """
     threads = 1 if len(data.ratings) < SINGLE_THREAD_BELOW else None
     with native_threads(threads):
-        return _build(data, params, stages or Stages(None, STAGES), with_users, on_clustered)
+        return _build(
+            data, params, stages or Stages(None, STAGES), with_users, on_clustered, previous
+        )
 
 
 def _build(
@@ -220,6 +244,7 @@ def _build(
     stages: Stages,
     with_users: bool,
     on_clustered: Callable[[ClusteredMovies], None] | None,
+    previous: Previous | None,
 ) -> Built:
     with stages("features"):
         movies = _movie_frame(data, params)
@@ -229,7 +254,7 @@ def _build(
             preferences = preference_matrix(data.ratings, movies["movieId"].to_numpy())
             movies = movie_factors(movies, preferences, params.factors, params.random_state)
     with stages("cluster"):
-        fitted = _fit_clusters(movies, params)
+        fitted = _fit_clusters(movies, params, previous)
         global_mean = float(data.ratings["rating"].mean())
         movies = movies.assign(
             cluster=fitted.labels.astype(np.int32),
@@ -237,12 +262,14 @@ def _build(
                 movies["n_ratings"], movies["avg_rating"], global_mean, params.prior_count
             ),
         )
-        clustered = ClusteredMovies(fitted.X, movies, fitted.k, genre_share(movies, fitted.k))
+        names = name_clusters(movies, data.tags, fitted.k, fitted.kept_names)
+        share = genre_share(movies, fitted.k)
+        clustered = ClusteredMovies(fitted.X, movies, fitted.k, share, [n.name for n in names])
     if on_clustered is not None:
         on_clustered(clustered)
     with stages("analyse"):
         metrics = _quality(fitted, params)
-        summary = cluster_summary(movies, clustered.genre_share)
+        summary = cluster_summary(movies, clustered.genre_share, names)
         points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
         popular = popular_list(movies, params.stored_depth)
@@ -277,10 +304,13 @@ def _run(
     params: PipelineParams,
     progress: Progress | None,
     with_users: bool,
+    previous: VersionFolder | None,
 ) -> TrainResult:
     """The plot process, when there are plots, starts first: its imports overlap the stages."""
     with start_plot_process() if params.plots else nullcontext() as plotter:
-        return _run_stages(load, out_dir, params, progress, with_users, plotter)
+        return _run_stages(
+            load, out_dir, params, progress, with_users, plotter, read_previous(previous)
+        )
 
 
 def _run_stages(
@@ -290,6 +320,7 @@ def _run_stages(
     progress: Progress | None,
     with_users: bool,
     plotter: ProcessPoolExecutor | None,
+    previous: Previous | None,
 ) -> TrainResult:
     """Large files are written on a background thread while the later stages compute, and the
     plots drawn in `plotter` meanwhile; the "plots" stage times this process's share of them."""
@@ -317,7 +348,8 @@ def _run_stages(
             with stages("plots"):
                 drawing.append(plots_of(plotter, _plot_data(clustered, params)))
 
-        built = build(data, params, stages, with_users, send_to_plotter if plotter else None)
+        on_clustered = send_to_plotter if plotter else None
+        built = build(data, params, stages, with_users, on_clustered, previous)
         # written once every stage has worked: a run that fails leaves the plots it replaces
         pending += [writer.submit(_write_plots, out, plotted) for plotted in drawing]
         metadata = {
@@ -354,7 +386,9 @@ def _plot_data(clustered: ClusteredMovies, params: PipelineParams) -> ClusterPlo
     labels = clustered.movies["cluster"].to_numpy()
     rows, xy = pca_2d(clustered.X, SCATTER_SAMPLE, params.random_state)
     share = clustered.genre_share
-    return ClusterPlots(labels, clustered.k, labels[rows], xy, share.to_numpy(), list(share))
+    return ClusterPlots(
+        labels, clustered.k, labels[rows], xy, share.to_numpy(), list(share), clustered.names
+    )
 
 
 def _write_plots(out: OutputFolder, plotted: Callable[[], dict[str, bytes]]) -> None:
@@ -430,11 +464,14 @@ def train(
     out_dir: str | Path,
     params: PipelineParams | None = None,
     progress: Progress | None = None,
+    previous: VersionFolder | None = None,
 ) -> TrainResult:
     """Everything but the per-user lists, which the serving side computes in chunks.
 
-    `source`: a MovieLens folder, or a Loader (a database snapshot)."""
-    return _run(_loader(source), out_dir, params or PipelineParams(), progress, with_users=False)
+    `source`: a MovieLens folder, or a Loader (a database snapshot). `previous`: the version
+    whose cluster ids and names carry over (its movies and cluster summary)."""
+    params = params or PipelineParams()
+    return _run(_loader(source), out_dir, params, progress, with_users=False, previous=previous)
 
 
 def run_pipeline(
@@ -442,6 +479,8 @@ def run_pipeline(
     out_dir: str | Path,
     params: PipelineParams | None = None,
     progress: Progress | None = None,
+    previous: VersionFolder | None = None,
 ) -> TrainResult:
     """The whole pipeline, all users included."""
-    return _run(_loader(source), out_dir, params or PipelineParams(), progress, with_users=True)
+    params = params or PipelineParams()
+    return _run(_loader(source), out_dir, params, progress, with_users=True, previous=previous)

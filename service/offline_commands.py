@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import download
-from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder, VersionFolder
 from pipeline.collector import collector_paused
 from pipeline.errors import DataError
 from pipeline.evaluation_options import (
@@ -32,6 +32,7 @@ from pipeline.settings import data_dir, output_dir
 
 if TYPE_CHECKING:
     from pipeline.run import TrainResult
+    from store.versions import VersionStore
 
 
 def k_range(text: str) -> tuple[int, ...]:
@@ -168,11 +169,22 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = output_dir(args.out)
-    result = run_pipeline(data_dir(args.data, args.out, say), out, params_from(args), print_stage)
-    store_for_output(out).commit(result.folder)
+    store = store_for_output(out)
+    data = data_dir(args.data, args.out, say)
+    previous = latest_clusters(store)  # its cluster ids and names carry over
+    result = run_pipeline(data, out, params_from(args), print_stage, previous=previous)
+    store.commit(result.folder)
     print(summary_table(result))
     print(f"wall time {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return 0
+
+
+def latest_clusters(store: VersionStore) -> VersionFolder | None:
+    """The newest complete version's movies and cluster summary, when the store has one."""
+    latest = store.latest()
+    if latest is None:
+        return None
+    return store.fetch(latest, (*VersionFolder.CATALOG, VersionFolder.SUMMARY))
 
 
 def cmd_assign(args: argparse.Namespace) -> int:

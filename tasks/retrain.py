@@ -107,7 +107,7 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
         _progress(task, job_id, "train:" + stage, TRAIN_SHARE * fraction)
 
     params = served_params(live)
-    result = train(source, settings.out_dir, params, on_stage)
+    result = train(source, settings.out_dir, params, on_stage, previous=live)
     version = result.version
     store.commit_trained(result.folder)  # what the chunk tasks read, on whichever host
     versions.mark_staging(r, version)
@@ -121,13 +121,17 @@ def _train_and_stage(task: Task, r: redis.Redis, job_id: str) -> chord:
     return user_fanout(task.app, version, ranges, len(ids), job_id)
 
 
+# What a retrain keeps of the live version: parameters and ratings, cluster ids and names.
+LIVE_BASE_FILES = (*VersionFolder.TRAINING_RATINGS, *VersionFolder.CATALOG, VersionFolder.SUMMARY)
+
+
 def _live_base(store: VersionStore, active: str | None) -> VersionFolder | None:
     """The live version's parameters and ratings, which the retrain keeps and reuses; None when
     the store has no complete copy of it (an unreachable store fails the job here)."""
     if active is None:
         return None
     try:
-        return store.fetch(active, VersionFolder.TRAINING_RATINGS, COMPLETE)
+        return store.fetch(active, LIVE_BASE_FILES, COMPLETE)
     except VersionNotReady as error:
         log.warning("%s: training from scratch with the default parameters", error)
         return None

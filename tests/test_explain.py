@@ -1,6 +1,16 @@
 from cache.reasons import Reasons
 
-GENRES = {0: ["Drama", "Crime", "Thriller", "War"], 1: ["Comedy"], 2: []}
+# What the reader calls each cluster: its name, or its leading genres for a version without.
+GENRES = {0: "(Drama, Crime, Thriller)", 1: "(Comedy)", 2: "(no dominant genre)"}
+
+
+def test_a_named_cluster_is_called_by_its_name():
+    user = {"counts": [9, 1, 5]}
+    named = {0: '"1990s · Crime & Thriller"'}
+    assert Reasons(user, named)(0, "cluster") == (
+        'from cluster 0 "1990s · Crime & Thriller", your top cluster by how many of its movies '
+        "you rated"
+    )
 
 
 def test_reason_ranks_the_cluster_by_liking_when_cached():

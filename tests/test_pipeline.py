@@ -269,9 +269,8 @@ def test_a_dead_plot_process_costs_the_plots_nothing():
     """The plot process killed before (or while) it draws: the PNGs are drawn here instead,
     the same bytes it would have sent."""
     labels = np.array([0, 1, 1, 2])
-    data = ClusterPlots(
-        labels, 3, labels, np.arange(8.0).reshape(4, 2), np.eye(3), ["Drama", "Comedy", "War"]
-    )
+    genres, names = ["Drama", "Comedy", "War"], ["1990s · Drama", "Comedy", "War · acclaimed"]
+    data = ClusterPlots(labels, 3, labels, np.arange(8.0).reshape(4, 2), np.eye(3), genres, names)
     with start_plot_process() as pool:
         pool.submit(os._exit, 1)  # the child dies; the pool is broken from then on
         images = plots_of(pool, data)()

@@ -181,6 +181,8 @@ def test_user_profile(client):
         "favorite_cluster": 1,
         "n_ratings": 2,
         "cluster_counts": {"0": 0, "1": 2},
+        "favorite_cluster_name": None,  # a version trained before clusters had names
+        "favorite_cluster_description": None,
     }
 
 

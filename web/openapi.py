@@ -116,11 +116,26 @@ SCHEMAS: dict[str, Any] = {
         {"cluster_liking": {"type": "object", "additionalProperties": NUMBER}} | STALE,
         userId=INTEGER,
         favorite_cluster=INTEGER,
+        favorite_cluster_name=nullable(TEXT),
+        favorite_cluster_description=nullable(TEXT),
         n_ratings=INTEGER,
         cluster_counts={"type": "object", "additionalProperties": INTEGER},
     ),
     "ClusterSummary": obj(
         ["cluster", "size", "top_genres", "avg_rating", "n_ratings", "top_movies"],
+        {
+            "name": {
+                "type": "string",
+                "description": "short and distinct within a version, from what sets the cluster "
+                "apart (genres by lift, decade, tags, how known or liked), kept across retrains "
+                'while the cluster keeps its movies: "1990s · Crime & Thriller"',
+            },
+            "description": {
+                "type": "string",
+                "description": 'its best-known movies, never hidden ones: "like The Matrix, ..."',
+            },
+            "descriptors": {"type": "array", "items": TEXT, "description": "the name's parts"},
+        },
         cluster=INTEGER,
         size=INTEGER,
         top_genres={"type": "array", "items": obj(["genre", "share"], genre=TEXT, share=NUMBER)},

@@ -190,9 +190,10 @@ def _draw_map(reader: CacheReader) -> MapDrawing:
 
 
 def _cluster_label(summary: dict) -> str:
-    """The id and the two leading genres: "3 · Drama, Comedy"."""
+    """The id and the name: "3 · 1990s · Crime & Thriller"; the two leading genres for a
+    version trained before clusters had names."""
     genres = ", ".join(g["genre"] for g in summary["top_genres"][:2])
-    return f"{summary['cluster']} · {genres or 'no genre'}"
+    return f"{summary['cluster']} · {summary.get('name') or genres or 'no genre'}"
 
 
 def _cluster_url(cluster_id: int) -> str:
