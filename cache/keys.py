@@ -13,7 +13,7 @@ from pipeline.artifacts import check_version
 PREFIX = "movierec"
 VERSIONS = f"{PREFIX}:v:"  # + "<version>:<part>": every key of one version
 # The parts of a version: `VersionKeys.key(part)`, or the reader's one-round-trip script.
-META, MOVIES, SIMILAR, USERS, CLUSTERS, POPULAR, MAP = (
+META, MOVIES, SIMILAR, USERS, CLUSTERS, POPULAR, MAP, ONBOARDING = (
     "meta",
     "movies",
     "similar",
@@ -21,6 +21,7 @@ META, MOVIES, SIMILAR, USERS, CLUSTERS, POPULAR, MAP = (
     "clusters",
     "popular",
     "map",
+    "onboarding",
 )
 ACTIVE = f"{PREFIX}:active"
 PREVIOUS = f"{PREFIX}:previous"
@@ -116,6 +117,11 @@ class VersionKeys:
     def popular(self) -> str:
         """JSON list of movieIds, most popular first."""
         return self.key(POPULAR)
+
+    @property
+    def onboarding(self) -> str:
+        """JSON list of movieIds a new user is asked to rate, in order."""
+        return self.key(ONBOARDING)
 
     @property
     def cluster_map(self) -> str:

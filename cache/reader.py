@@ -249,6 +249,20 @@ class CacheReader:
         model, raw, _ = self._read(keys.MAP)
         return ClusterMap(model.version, orjson.loads(raw or "[]"))
 
+    def onboarding(self, n: int) -> list[dict]:
+        """The movies a new user is asked to rate, each with its cluster's name; the popular
+        ones for a version made before there was such a list."""
+        model, raw, changes = self._read(keys.ONBOARDING)
+        if raw is None:
+            raw = self._read(keys.POPULAR).value
+        ids = orjson.loads(raw or "[]")
+        shown = [ids[i] for i in _visible(ids, changes)[:n]]
+        names = {s["cluster"]: s.get("name") for s in self._clusters(model).summaries}
+        movies = self._movies(model, shown, changes)
+        for movie in movies:
+            movie["cluster_name"] = names.get(movie["cluster"])
+        return movies
+
     def popular(self, n: int | None) -> list[dict]:
         model, raw, changes = self._read(keys.POPULAR)
         ids = orjson.loads(raw or "[]")

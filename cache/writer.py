@@ -52,6 +52,8 @@ def write_catalog(
     pipe.set(ns.popular, json.dumps(_ranked_ids(popular)))
     if folder.cluster_map.is_file():
         pipe.set(ns.cluster_map, folder.cluster_map.read_text())
+    if folder.onboarding.is_file():
+        pipe.set(ns.onboarding, json.dumps(_ranked_ids(pd.read_parquet(folder.onboarding))))
     pipe.execute()
 
     depth = list_depth(metadata, similar)

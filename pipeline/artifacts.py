@@ -57,13 +57,14 @@ class VersionFolder:
 
     USER_FILES = ("user_favorites.parquet", "user_recommendations.parquet")
     CLUSTER_MAP = "cluster_map.json"  # versions before it have none
+    ONBOARDING = "onboarding.parquet"  # versions before it have none
     # What each reader needs, so a host fetches no more than that from the store.
     METADATA = "metadata.json"
     CATALOG = (METADATA, "movies.parquet")  # pipeline.users.load_catalog
     TRAINING_RATINGS = (METADATA, "ratings.parquet")
     SUMMARY = "cluster_summary.json"
     LISTS = (SUMMARY, "movie_similar.parquet", "popular.parquet")
-    SERVED = (*CATALOG, *LISTS, CLUSTER_MAP)  # cache.writer.write_catalog
+    SERVED = (*CATALOG, *LISTS, CLUSTER_MAP, ONBOARDING)  # cache.writer.write_catalog
     REQUIRED = (*CATALOG, *LISTS, *USER_FILES)
     PARTS = "user_parts"
     MODEL_FILES: ClassVar[dict[str, str]] = {ONNX: "kmeans_model.onnx", JOBLIB: "kmeans_model.pkl"}
@@ -104,6 +105,11 @@ class VersionFolder:
     def cluster_map(self) -> Path:
         """Sampled movies in 2-D, for the dashboard; versions before it have none."""
         return self.path / self.CLUSTER_MAP
+
+    @property
+    def onboarding(self) -> Path:
+        """The movies a new user is asked to rate; versions before it have none."""
+        return self.path / self.ONBOARDING
 
     @property
     def similar(self) -> Path:

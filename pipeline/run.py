@@ -38,6 +38,7 @@ from pipeline.indexing import count_distinct
 from pipeline.memory import release_freed_memory
 from pipeline.model import build_model
 from pipeline.model_store import save_models
+from pipeline.onboarding import onboarding_list
 from pipeline.params import PERSONAL, PipelineParams
 from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, plots_of, start_plot_process
 from pipeline.ranking import bayesian_score, popular_list, similar_movies
@@ -205,6 +206,7 @@ class Built:
     global_mean: float
     users: UserLists | None
     cluster_map: list[list]  # sampled [movieId, x, y, cluster] for the dashboard
+    onboarding: pd.DataFrame  # rank, movieId, cluster: what a new user is asked to rate
 
 
 @dataclass
@@ -273,6 +275,7 @@ def _build(
         points = cluster_map(fitted.X, movies, params.random_state)
     with stages("lists"):
         popular = popular_list(movies, params.stored_depth)
+        onboarding = onboarding_list(movies, data.ratings, params.stored_depth)
         similar = similar_movies(fitted.X, movies, params.stored_depth)
     users = None
     if with_users:
@@ -295,6 +298,7 @@ def _build(
         global_mean=global_mean,
         users=users,
         cluster_map=points,
+        onboarding=onboarding,
     )
 
 
@@ -435,6 +439,7 @@ def _write_built(staging: VersionFolder, built: Built, metadata: dict) -> None:
     io.write_parquet(built.movies.drop(columns=["tags"], errors="ignore"), staging.movies)
     io.write_json(built.summary, staging.summary)
     io.write_json(built.cluster_map, staging.cluster_map)
+    io.write_parquet(built.onboarding, staging.onboarding)
     io.write_parquet(built.popular, staging.popular)
     io.write_parquet(built.similar, staging.similar)
     if built.users is not None:

@@ -17,7 +17,7 @@ from cache.settings import get_settings, get_store
 from db.database import Database
 from resilience.breaker import CircuitBreaker
 from web import dashboard, openapi, state
-from web.blueprints import clusters, jobs, movies, ratings, search, status, users
+from web.blueprints import clusters, jobs, movies, onboarding, ratings, search, status, users
 from web.dashboard.charts import MapCache
 from web.errors import register_error_handlers
 from web.job_queue import job_queue
@@ -66,8 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[state.MAPS] = MapCache()
 
     install_request_metrics(app)
-    for blueprint in (status.bp, movies.bp, users.bp, ratings.bp, clusters.bp, jobs.bp, search.bp):
-        app.register_blueprint(blueprint)
+    resources = (status, movies, users, ratings, clusters, jobs, search, onboarding)
+    for resource in resources:
+        app.register_blueprint(resource.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(openapi.docs)

@@ -13,6 +13,8 @@ from flask import Blueprint, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from web.blueprints.jobs import JOB_ID
+from web.blueprints.onboarding import DEFAULT_MOVIES as DEFAULT_ONBOARDING
+from web.blueprints.onboarding import MAX_MOVIES as MAX_ONBOARDING
 from web.blueprints.ratings import OFFSET_MAX, PAGE_DEFAULT, PAGE_MAX
 from web.blueprints.search import DEFAULT_HITS, MAX_HITS, MAX_QUERY
 from web.bodies import MAX_RATINGS, MAX_TIMESTAMP, MAX_TITLE
@@ -100,6 +102,9 @@ SCHEMAS: dict[str, Any] = {
         "minProperties": 1,
         "additionalProperties": False,
     },
+    "OnboardingMovie": obj(
+        [*MOVIE_FIELDS, "cluster_name"], **MOVIE_FIELDS, cluster_name=nullable(TEXT)
+    ),
     "SearchHit": obj(
         ["movieId", "title", "genres", "cluster"],
         **{field: MOVIE_FIELDS[field] for field in ("movieId", "title", "genres", "cluster")},
@@ -443,6 +448,14 @@ def document() -> dict[str, Any]:
                     "description": "words of a title; one without a letter or digit finds nothing",
                 },
                 query_int("n", 1, MAX_HITS, f"results to return (default {DEFAULT_HITS})"),
+            ),
+            "/onboarding": read(
+                "Movies for a new user to rate: from every cluster in turn, well-known and "
+                "divisive ones, so that a few answers tell the clusters apart",
+                json_body(array("OnboardingMovie"), "in the order to show them"),
+                query_int(
+                    "n", 1, MAX_ONBOARDING, f"movies to return (default {DEFAULT_ONBOARDING})"
+                ),
             ),
             "/popular": read(
                 "The most rated movies", json_body(array("Movie"), "most rated first"), N
