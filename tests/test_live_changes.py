@@ -170,3 +170,19 @@ def test_bad_changes_over_http_are_400_naming_the_field(service):
         assert (status, answer.get("field")) == (400, field), answer
     status, answer = service.send("PATCH", "/movies/4000000000", {"hidden": True})
     assert status == 404 and "error" in answer
+
+
+def test_a_new_user_who_rates_the_onboarding_movies_gets_a_first_list(service):
+    shown = service.get("/onboarding?n=10")[1]
+    assert len(shown) == 10 and all(m["cluster_name"] for m in shown)
+    rated = {m["movieId"] for m in shown}
+    body = [{"movieId": m, "rating": 5.0 if i % 2 else 2.0} for i, m in enumerate(sorted(rated))]
+    user = 3_500_000
+    assert service.send("POST", f"/users/{user}/ratings", body)[0] == 201
+
+    def first_list() -> list | None:
+        status, found = service.get(f"/recommend/user/{user}?n=10")
+        return found if status == 200 else None
+
+    listed = wait_until(first_list, 20, "the new user's first list", 0.1)
+    assert len(listed) == 10 and not rated & {m["movieId"] for m in listed}
