@@ -25,7 +25,7 @@ import pandas as pd
 
 from benchmarks.bench_dashboard import machine
 from benchmarks.bench_live import Service, say, service_up
-from benchmarks.markdown_section import write_section
+from benchmarks.markdown_section import report
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
 from pipeline.settings import BUNDLED_SAMPLE
 
@@ -104,9 +104,7 @@ def main() -> int:
         results = run(args.data, Path(work), args.rounds, args.seconds)
     command = "python -m benchmarks.bench_hidden " + " ".join(sys.argv[1:])
     body = markdown(results, command.strip(), len(most_rated(args.data, 0.01)))
-    print(body)
-    if args.write:
-        write_section(args.write, body, "## Reads with hidden movies", BEGIN, END)
+    report(body, args.write, "## Reads with hidden movies", BEGIN, END)
     return 0
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.markdown_section import write_section
+from benchmarks.markdown_section import report
 from pipeline.cleaning import clean
 from pipeline.elicitation import METHODS, SHOWN, run_split, summarize
 from pipeline.params import PipelineParams
@@ -62,9 +62,7 @@ def main() -> int:
         print(f"seed {seed}: {splits[-1]}", file=sys.stderr, flush=True)
     command = "python -m benchmarks.bench_onboarding " + " ".join(sys.argv[1:])
     body = markdown(summarize(splits), args.seeds, command.strip(), time.perf_counter() - start)
-    print(body)
-    if args.write:
-        write_section(args.write, body, "## Onboarding: the first movies to rate", BEGIN, END)
+    report(body, args.write, "## Onboarding: the first movies to rate", BEGIN, END)
     return 0
 
 

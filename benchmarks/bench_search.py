@@ -22,7 +22,7 @@ from statistics import quantiles
 import pandas as pd
 
 from benchmarks.bench_dashboard import machine
-from benchmarks.markdown_section import write_section
+from benchmarks.markdown_section import report
 from pipeline.settings import BUNDLED_SAMPLE
 from web.title_index import Entry, Titles, build, fold, search_titles
 
@@ -107,9 +107,7 @@ def main() -> int:
     lines += ["", f"Goal: p99 at most {GOAL_P99_MS:.0f} ms. The issue's typos, first three hits:"]
     lines += [f"- `{q}`: {'; '.join(hits)}" for q, hits in found.items()]
     body = "\n".join(lines)
-    print(body)
-    if args.write:
-        write_section(args.write, body, "## Title search", BEGIN, END)
+    report(body, args.write, "## Title search", BEGIN, END)
     return 0
 
 

@@ -15,3 +15,10 @@ def write_section(path: Path, body: str, heading: str, begin: str, end: str) -> 
     else:
         text = f"{text.rstrip()}\n\n{heading}\n\n{block}\n"
     path.write_text(text)
+
+
+def report(body: str, path: Path | None, heading: str, begin: str, end: str) -> None:
+    """Print the section, and put it into `path` (the `--write` of a benchmark) when given."""
+    print(body)
+    if path is not None:
+        write_section(path, body, heading, begin, end)

@@ -154,6 +154,18 @@ def small_run(small_data: Path, tmp_path_factory: pytest.TempPathFactory):
     return pipeline_run(small_data, tmp_path_factory)
 
 
+@pytest.fixture
+def small_cache(small_run):
+    """A fakeredis cache holding the synthetic run's version, as a publish leaves it."""
+    import fakeredis
+
+    from cache.publish import publish_version_dir
+
+    r = fakeredis.FakeRedis()
+    publish_version_dir(r, small_run.folder)
+    return r
+
+
 @pytest.fixture(scope="session")
 def sample_run(sample_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """One pipeline run on the real sample; skips without it, as `sample_data` does."""

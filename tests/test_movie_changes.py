@@ -7,7 +7,6 @@ import fakeredis
 import pytest
 
 from cache.movie_changes import read_changes, write_place
-from cache.publish import publish_version_dir
 from pipeline.params import PipelineParams
 from pipeline.placement import place_movie
 from tasks.celery_app import TASK_PLACE_MOVIE
@@ -19,10 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def r(small_run) -> fakeredis.FakeRedis:
-    r = fakeredis.FakeRedis()
-    publish_version_dir(r, small_run.folder)
-    return r
+def r(small_cache) -> fakeredis.FakeRedis:
+    return small_cache
 
 
 @pytest.fixture

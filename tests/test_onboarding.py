@@ -8,17 +8,14 @@ import pandas as pd
 import pytest
 
 from cache.movie_changes import write_change
-from cache.publish import publish_version_dir
 from pipeline.onboarding import onboarding_list
 from tests.test_web_api import TOKEN, RecordingCelery
 from web import create_app
 
 
 @pytest.fixture
-def r(small_run) -> fakeredis.FakeRedis:
-    r = fakeredis.FakeRedis()
-    publish_version_dir(r, small_run.folder)
-    return r
+def r(small_cache) -> fakeredis.FakeRedis:
+    return small_cache
 
 
 @pytest.fixture
