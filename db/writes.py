@@ -145,14 +145,29 @@ def has_movies(conn: psycopg.Connection) -> bool:
     return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM movies)").fetchone()[0])
 
 
-def add_movie(conn: psycopg.Connection, title: str, genres: str) -> int:
-    """A new movie with the next free id."""
+class KeyReused(MovierecError):
+    """An Idempotency-Key already added another movie."""
+
+
+def add_movie(
+    conn: psycopg.Connection, title: str, genres: str, request_key: str | None = None
+) -> int:
+    """A new movie with the next free id; with a `request_key` the client sent before for the
+    same movie, that movie (a retry adds nothing), for another one KeyReused."""
     with conn.transaction():
         row = conn.execute(
-            "INSERT INTO movies (title, genres) VALUES (%s, %s) RETURNING movie_id",
-            (title, genres),
+            "INSERT INTO movies (title, genres, request_key) VALUES (%s, %s, %s)"
+            " ON CONFLICT (request_key) DO NOTHING RETURNING movie_id",
+            (title, genres, request_key),
         ).fetchone()
-    return int(row[0])
+        if row is not None:
+            return int(row[0])
+        found = conn.execute(
+            "SELECT movie_id, title, genres FROM movies WHERE request_key = %s", (request_key,)
+        ).fetchone()
+    if (found[1], found[2]) != (title, genres):
+        raise KeyReused(f"Idempotency-Key {request_key!r} already added movie {found[0]}")
+    return int(found[0])
 
 
 @dataclass(frozen=True)

@@ -261,3 +261,19 @@ def test_without_a_database_writes_say_what_to_set(published):
     config = {"REDIS": published, "API_TOKEN": TOKEN, "CELERY": RecordingCelery()}
     response = post_ratings(create_app(config).test_client(), 1, [{"movieId": 1, "rating": 4}])
     assert response.status_code == 503 and "MOVIEREC_DATABASE_URL" in response.get_json()["error"]
+
+
+def test_a_new_movie_sent_again_with_its_idempotency_key_is_added_once(client, database):
+    body = {"title": "Sent Twice (2026)", "genres": "Drama"}
+    key = {"Idempotency-Key": "movie-7f3a"}
+    first = client.post("/movies", json=body, headers=auth() | key)
+    again = client.post("/movies", json=body, headers=auth() | key)  # after a timeout, say
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["movieId"] == again.get_json()["movieId"]
+    with database.connection() as conn:
+        found = conn.execute("SELECT count(*) FROM movies WHERE title = %s", (body["title"],))
+        assert found.fetchone() == (1,)
+    other = client.post("/movies", json={"title": "Another (2026)"}, headers=auth() | key)
+    assert other.status_code == 422 and "already added" in other.get_json()["error"]
+    bad = client.post("/movies", json=body, headers=auth() | {"Idempotency-Key": "a b"})
+    assert bad.status_code == 400

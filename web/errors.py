@@ -17,7 +17,7 @@ from web.limits import READS
 log = logging.getLogger(__name__)
 OUTCOME_UNKNOWN = (
     "the database did not answer in time: whether the write was stored is unknown; sending the "
-    "same request again is safe"
+    "same request again is safe (for POST /movies, with the same Idempotency-Key header)"
 )
 DATABASE_DOWN = "the database is unavailable; nothing was stored; try again shortly"
 RETRY_SOON = {"Retry-After": "1"}  # a breaker probes again within a second (web.limits)

@@ -560,6 +560,16 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Add a movie; the live model places it in a cluster at once",
                     **GUARDED,
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                            "description": "the same POST sent again with the same key (after "
+                            "a timeout, say) answers the movie the first one added",
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": ref("NewMovieInput")}},
@@ -567,6 +577,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": json_body(ref("NewMovie"), "stored and served"),
                         "400": BAD,
+                        "422": error("the Idempotency-Key already added another movie"),
                         **AUTH_ERRORS,
                     },
                 }

@@ -20,6 +20,7 @@ from web.bodies import parse_movie, parse_movie_change
 from web.errors import ApiError
 from web.fetch import fetch_or_404
 from web.params import parse_n, parse_stored_id
+from web.request_ids import PLAIN
 from web.state import cache, celery, database, models, redis_client, stale_answers
 
 bp = Blueprint("movies", __name__)
@@ -29,6 +30,9 @@ CHANGE_NOT_COPIED = (
     "not show it yet: send the same PATCH again"
 )
 JOINS_LATER = "the movie joins users' lists and similar movies at the next retrain"
+# A client's key for one POST /movies (draft-ietf-httpapi-idempotency-key-header): sent again
+# with a retry, it finds the movie the first POST added.
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 @bp.get("/movies/<movie_id>")
@@ -85,8 +89,14 @@ def create_movie():
     reader = cache()
     active = reader.active()
     cluster = models().cluster_of(active, genres)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not PLAIN.fullmatch(key):
+        raise ApiError(400, f"{IDEMPOTENCY_KEY} must be 1 to 64 letters, digits, '.', '_', '-'")
     with database().connection() as conn:
-        movie_id = writes.add_movie(conn, title, genres)
+        try:
+            movie_id = writes.add_movie(conn, title, genres, key)
+        except writes.KeyReused as error:
+            raise ApiError(422, str(error)) from None
     score = active.meta.get("global_mean_rating", 0.0)  # a movie without ratings: the prior
     entry = movie_entry(title, genres, cluster, score, 0, math.nan)
     try:
