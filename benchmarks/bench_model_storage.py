@@ -38,8 +38,8 @@ import pandas as pd
 from benchmarks.bench_pipeline import measure
 from pipeline import io
 from pipeline.artifacts import ModelsFolder, VersionFolder
-from pipeline.model_export import to_onnx
-from pipeline.model_store import assign_movie, load_model, save_models, sha256
+from pipeline.model_export import save_models, to_onnx
+from pipeline.model_store import assign_movie, load_model, sha256
 
 LIBRARIES = ("numpy", "scikit-learn", "joblib", "skl2onnx", "onnx", "onnxruntime")
 GENRES = "Comedy|Drama"

@@ -33,8 +33,9 @@ from skl2onnx.algebra.onnx_ops import (
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
 from sklearn.pipeline import Pipeline
 
+from pipeline.artifacts import MODEL_FORMATS, VersionFolder
 from pipeline.features import MovieFeaturizer
-from pipeline.model_store import (
+from pipeline.model_contract import (
     AVG_RATING,
     CLUSTER,
     FACTORS,
@@ -43,6 +44,7 @@ from pipeline.model_store import (
     TAGS,
     VOCABULARIES,
 )
+from pipeline.model_store import sha256
 
 OPSET = 18  # every onnxruntime the project accepts (pyproject.toml) runs it
 TENSORS = {np.float64: DoubleTensorType, np.float32: FloatTensorType}
@@ -106,3 +108,14 @@ def _vocabularies(featurizer: MovieFeaturizer) -> dict:
         "tag_pattern": None if tfidf is None else tfidf.token_pattern,
         "factors": list(featurizer.factors_),
     }
+
+
+def save_models(folder: VersionFolder, model: Pipeline) -> dict[str, str]:
+    """Writes every format into `folder`; returns {file name: sha256} for `model_files`."""
+    from pipeline import io
+
+    io.dump_joblib(model, folder.model)
+    with io.atomic_path(folder.onnx_model) as tmp:
+        tmp.write_bytes(to_onnx(model))
+    files = (folder.model_file(model_format) for model_format in MODEL_FORMATS)
+    return {path.name: sha256(path.read_bytes()) for path in files}

@@ -1,4 +1,5 @@
-"""A version's model on disk: both formats written with their checksums, one verified way back in.
+"""A version's model on disk, read back one verified way (`pipeline.model_export` writes both
+formats with their checksums).
 
 `kmeans_model.pkl` is the fitted scikit-learn Pipeline pickled by joblib. Unpickling runs code,
 so `load_model` reads a model file only from inside its version folder and only when its sha256
@@ -26,17 +27,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, ONNX, VersionFolder
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, ONNX, VersionFolder
 from pipeline.errors import MovierecError
+from pipeline.model_contract import (
+    AVG_RATING,
+    CLUSTER,
+    FACTORS,
+    GENRES,
+    N_RATINGS,
+    TAGS,
+    VOCABULARIES,
+)
 
 if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
+    pass
 
 # The graph's inputs, named after the MovieFeaturizer input columns they come from.
-GENRES, AVG_RATING, N_RATINGS, TAGS = "genres", "avg_rating", "n_ratings", "tags"
-FACTORS = "factors"  # the factor_* columns, as one block
-CLUSTER = "cluster"  # the graph's output
-VOCABULARIES = "movierec.vocabularies"  # the graph's metadata entry OnnxModel reads
 RETRAIN = "retrain it (`movierec pipeline`, or POST /jobs/retrain) to write checksummed models"
 
 Movies = Mapping[str, Any]  # columns by name: a DataFrame, or a dict of equal-length lists
@@ -55,18 +61,6 @@ class ClusterModel(Protocol):
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def save_models(folder: VersionFolder, model: Pipeline) -> dict[str, str]:
-    """Writes every format into `folder`; returns {file name: sha256} for `model_files`."""
-    from pipeline import io
-    from pipeline.model_export import to_onnx
-
-    io.dump_joblib(model, folder.model)
-    with io.atomic_path(folder.onnx_model) as tmp:
-        tmp.write_bytes(to_onnx(model))
-    files = (folder.model_file(model_format) for model_format in MODEL_FORMATS)
-    return {path.name: sha256(path.read_bytes()) for path in files}
 
 
 def load_model(folder: VersionFolder, model_format: str = DEFAULT_MODEL_FORMAT) -> ClusterModel:

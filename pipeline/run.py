@@ -37,7 +37,7 @@ from pipeline.features import movie_stats, tag_documents
 from pipeline.indexing import count_distinct
 from pipeline.memory import release_freed_memory
 from pipeline.model import build_model
-from pipeline.model_store import save_models
+from pipeline.model_export import save_models
 from pipeline.onboarding import onboarding_list
 from pipeline.params import PERSONAL, PipelineParams
 from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, plots_of, start_plot_process

@@ -90,3 +90,40 @@ def test_version_folder_file_names_are_spelled_in_one_module():
     }
     assert spelled == {}
     assert names <= string_literals(owner)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The project's modules a file imports, those inside functions and for type checking too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                whole = f"{node.module}.{alias.name}"
+                found.add(whole if whole in known else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found & known
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """No cycle, however long and however hidden (a lazy import, one for type checking only):
+    each side of a knot needs something that belongs elsewhere."""
+    paths = {module_name(path): path for package in PACKAGES for path in modules(package)}
+    graph = {name: imported_modules(path, set(paths)) - {name} for name, path in paths.items()}
+    cycles = []
+    for start in graph:  # a path from a module's imports back to itself
+        seen, todo = set(), list(graph[start])
+        while todo:
+            current = todo.pop()
+            if current == start:
+                cycles.append(start)
+                break
+            if current not in seen:
+                seen.add(current)
+                todo.extend(graph[current])
+    assert cycles == []

@@ -14,13 +14,12 @@ import pytest
 from cache.reader import ActiveModel
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, VersionFolder
 from pipeline.cleaning import clean
-from pipeline.model_export import to_onnx
+from pipeline.model_export import save_models, to_onnx
 from pipeline.model_store import (
     ModelFileError,
     OnnxModel,
     assign_movie,
     load_model,
-    save_models,
     sha256,
 )
 from pipeline.readers import read_dataset
