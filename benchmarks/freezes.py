@@ -18,11 +18,9 @@ from benchmarks.fault_harness import (
     LOCK_TTL,
     WRITER_BASE,
     CaseResult,
-    HealthWatch,
     Load,
     Req,
     Sample,
-    Up,
     _counts,
     _s,
     by_status,
@@ -31,6 +29,7 @@ from benchmarks.fault_harness import (
     stored_ratings,
     version_reads,
 )
+from benchmarks.fault_up import HealthWatch, Up
 from tests.freezing import frozen
 from tests.serving_helpers import wait_until
 

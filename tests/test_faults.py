@@ -22,7 +22,10 @@ import pytest
 import redis
 
 from benchmarks import faults, freezes
-from benchmarks.fault_harness import LOCK_TTL, CaseResult, Up
+from benchmarks import kills as kill_cases
+from benchmarks import resources as resource_cases
+from benchmarks.fault_harness import LOCK_TTL, CaseResult
+from benchmarks.fault_up import Up
 from cache.settings import Settings
 from service import supervisor
 from service.supervisor import Supervisor
@@ -88,7 +91,7 @@ def assert_ctrl_c_leaves_nothing(up: Up) -> None:
 
 
 def test_redis_sigkill_under_read_load(kills):
-    result = ran(faults.redis_kill(kills, LOAD_SECONDS, connections=16))
+    result = ran(kill_cases.redis_kill(kills, LOAD_SECONDS, connections=16))
     f = result.facts
     assert f["redis_restarted"]
     assert f["server_errors"] == 0 and f["non_json"] == 0 and f["no_answer"] == 0, result.requests
@@ -99,7 +102,7 @@ def test_redis_sigkill_under_read_load(kills):
 
 
 def test_ten_concurrent_triggers_start_one_retrain(kills):
-    result = ran(faults.concurrent_retrains(kills, triggers=10))
+    result = ran(kill_cases.concurrent_retrains(kills, triggers=10))
     f = result.facts
     assert result.requests == {"202": 1, "409": 9}
     assert f["conflict_job_ids"] == f["accepted"]  # every 409 names the running job
@@ -109,7 +112,7 @@ def test_ten_concurrent_triggers_start_one_retrain(kills):
 
 
 def test_worker_sigkill_mid_retrain(kills):
-    result = ran(faults.worker_kill(kills))
+    result = ran(kill_cases.worker_kill(kills))
     f = result.facts
     assert f["killed_in_stage"].startswith("train:")
     # A heartbeat renews the lock every TTL/3: it lapses at most one TTL after the kill.
@@ -124,7 +127,7 @@ def test_worker_sigkill_mid_retrain(kills):
 
 
 def test_pool_process_sigkill_mid_chunk(kills):
-    result = ran(faults.pool_kill(kills))
+    result = ran(kill_cases.pool_kill(kills))
     f = result.facts
     assert f["killed_chunk_received"] >= 2  # rejected on worker loss, then redelivered
     assert f["state"] == "SUCCESS", f["error"]
@@ -137,7 +140,7 @@ def test_pool_process_sigkill_mid_chunk(kills):
 
 
 def test_postgres_sigkill_during_writes(kills):
-    result = ran(faults.postgres_kill(kills, LOAD_SECONDS, connections=8))
+    result = ran(kill_cases.postgres_kill(kills, LOAD_SECONDS, connections=8))
     f = result.facts
     assert kills.running, "`up` stopped: " + kills.service.log.read_text()[-1500:]
     assert f["postgres_restarted"]
@@ -198,7 +201,7 @@ def test_ctrl_c_after_the_kills_leaves_nothing(kills):
 
 
 def test_redis_at_maxmemory_during_a_publish(resources):
-    result = ran(faults.redis_oom(resources))
+    result = ran(resource_cases.redis_oom(resources))
     f = result.facts
     assert f["state"] == "FAILURE"
     assert "OOM" in f["error"] or "memory" in f["error"].lower(), f["error"]
@@ -225,18 +228,18 @@ def assert_nothing_published(result: CaseResult, *reasons: str) -> None:
 
 
 def test_output_folder_read_only_during_training(resources):
-    result = ran(faults.output_read_only(resources))
+    result = ran(resource_cases.output_read_only(resources))
     assert_nothing_published(result, "Operation not permitted", "Read-only")
 
 
 def test_output_folder_full_during_training(resources):
-    result = ran(faults.output_full(resources))
+    result = ran(resource_cases.output_full(resources))
     assert_nothing_published(result, "No space left")
 
 
 @pytest.mark.fault(tick=True)
 def test_two_beats_start_one_retrain_per_tick(resources):
-    result = ran(faults.two_beats(resources))
+    result = ran(resource_cases.two_beats(resources))
     f = result.facts
     assert f["jobs"] == 2 and f["states"] == ["SUCCESS", "SUCCESS"]
     assert len(f["published"]) == 1 and len(f["skipped"]) == 1
