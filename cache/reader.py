@@ -229,7 +229,10 @@ class CacheReader:
     def clusters(self, model: ActiveModel | None = None) -> list[dict]:
         """The summaries of `model`'s version (one a page has already read), else the active
         one's, their top movies without hidden ones."""
-        model, _, changes = self._read(keys.META) if model is None else (model, None, self._changes)
+        if model is None:
+            model, _, changes = self._read(keys.META)  # the version and the changes: one trip
+        else:
+            changes = self._changes  # as of the read that gave the page its model
         return [self._shown(model, s, changes) for s in self._clusters(model).summaries]
 
     def cluster(self, cluster_id: int, n: int | None) -> dict | None:

@@ -172,10 +172,11 @@ def add_movie(
 
 @dataclass(frozen=True)
 class MovieState:
+    """A movie's operator-editable fields, as the readers' copy in Redis holds them."""
+
     title: str
     genres: str
     hidden: bool
-    tags: str  # the movie's filtered tags, space-joined, as the features take them
 
 
 def change_movie(
@@ -191,24 +192,24 @@ def change_movie(
         row = conn.execute(
             "UPDATE movies SET title = coalesce(%s, title), genres = coalesce(%s, genres),"
             " hidden = coalesce(%s, hidden), updated_at = now() WHERE movie_id = %s"
-            " RETURNING movie_id",
+            " RETURNING title, genres, hidden",
             (title, genres, hidden, movie_id),
         ).fetchone()
-    return None if row is None else movie_state(conn, movie_id)
+    return None if row is None else MovieState(row[0], row[1], bool(row[2]))
 
 
-def movie_state(conn: psycopg.Connection, movie_id: int) -> MovieState | None:
-    row = conn.execute(
-        "SELECT m.title, m.genres, m.hidden,"
-        " coalesce((SELECT string_agg(t.filtered, ' ' ORDER BY t.user_id, t.filtered)"
-        " FROM tags t WHERE t.movie_id = m.movie_id), '')"
+def movie_features(conn: psycopg.Connection, movie_id: int) -> tuple[str, str] | None:
+    """The movie's genres and filtered tags (space-joined, as the features take them), for
+    placing it; None for an unknown movie."""
+    return conn.execute(
+        "SELECT m.genres, coalesce((SELECT string_agg(t.filtered, ' ' ORDER BY t.user_id,"
+        " t.filtered) FROM tags t WHERE t.movie_id = m.movie_id), '')"
         " FROM movies m WHERE m.movie_id = %s",
         (movie_id,),
     ).fetchone()
-    return None if row is None else MovieState(row[0], row[1], bool(row[2]), row[3])
 
 
 def hidden_movies(conn: psycopg.Connection) -> dict[int, MovieState]:
-    """Every hidden movie as it is now (its tags aside)."""
+    """Every hidden movie as it is now."""
     rows = conn.execute("SELECT movie_id, title, genres FROM movies WHERE hidden").fetchall()
-    return {int(m): MovieState(title, genres, True, "") for m, title, genres in rows}
+    return {int(m): MovieState(title, genres, True) for m, title, genres in rows}

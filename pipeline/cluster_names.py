@@ -50,7 +50,8 @@ def name_clusters(
     clusters that match one of it (pipeline.cluster_alignment); the others get new names that
     stay apart from them."""
     kept = kept or {}
-    ranked = [descriptors(movies, tags, c) for c in range(k)]
+    catalogue = Catalogue.of(movies, tags)
+    ranked = [descriptors(catalogue, movies["cluster"].to_numpy() == c) for c in range(k)]
     chosen: dict[int, list[Descriptor]] = {}
     taken: list[set[str]] = [set(name.descriptors) for name in kept.values()]
     for c in sorted(range(k), key=lambda c: -int((movies["cluster"] == c).sum())):
@@ -61,11 +62,35 @@ def name_clusters(
     return [kept[c] if c in kept else _name(chosen[c], exemplars(movies, c)) for c in range(k)]
 
 
-def descriptors(movies: pd.DataFrame, tags: pd.DataFrame, cluster: int) -> list[Descriptor]:
-    """Everything that could describe the cluster, most distinctive first."""
-    members = movies["cluster"].to_numpy() == cluster
-    found = _genres(movies, members) + _decades(movies, members) + _tags(movies, tags, members)
-    standing = _standing(movies, members)
+class Catalogue(NamedTuple):
+    """What every cluster is measured against, computed once for all of them."""
+
+    genres: pd.DataFrame  # movies x genres, 0/1
+    decades: pd.Series  # movie position -> decade, for the titles that give a year
+    movie_ids: np.ndarray
+    tagged: pd.DataFrame  # (movieId, filtered) of the tags several users gave, once each
+    n_ratings: np.ndarray
+    avg_rating: np.ndarray
+
+    @classmethod
+    def of(cls, movies: pd.DataFrame, tags: pd.DataFrame) -> Catalogue:
+        genres = movies["genres"].str.get_dummies("|")
+        years = movies["title"].str.extract(_YEAR, expand=False).astype(float)
+        return cls(
+            genres.drop(columns=["(no genres listed)"], errors="ignore"),
+            (years // 10 * 10).dropna().astype(int),
+            movies["movieId"].to_numpy(),
+            _shared_tags(tags),
+            movies["n_ratings"].to_numpy(float),
+            movies["avg_rating"].to_numpy(float),
+        )
+
+
+def descriptors(catalogue: Catalogue, members: np.ndarray) -> list[Descriptor]:
+    """Everything that could describe the cluster of `members` (a mask over the catalogue's
+    movies), most distinctive first."""
+    found = _genres(catalogue, members) + _decades(catalogue, members) + _tags(catalogue, members)
+    standing = _standing(catalogue, members)
     found += [d for d in standing if d.lift >= STRONG]
     found.sort(key=lambda d: -d.lift)
     return found + standing + [Descriptor("standing", "assorted", 1.0)]
@@ -104,9 +129,8 @@ def _name(picked: list[Descriptor], titles: list[str]) -> ClusterName:
     return ClusterName(name, describe(titles), [d.text for d in picked])
 
 
-def _genres(movies: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
-    one_hot = movies["genres"].str.get_dummies("|")
-    one_hot = one_hot.drop(columns=["(no genres listed)"], errors="ignore")
+def _genres(catalogue: Catalogue, members: np.ndarray) -> list[Descriptor]:
+    one_hot = catalogue.genres
     inside, overall = one_hot[members].mean(), one_hot.mean()
     return [
         Descriptor("genre", genre, float(inside[genre] / overall[genre]))
@@ -115,9 +139,8 @@ def _genres(movies: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
     ]
 
 
-def _decades(movies: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
-    years = movies["title"].str.extract(_YEAR, expand=False).astype(float)
-    decade = (years // 10 * 10).dropna().astype(int)
+def _decades(catalogue: Catalogue, members: np.ndarray) -> list[Descriptor]:
+    decade = catalogue.decades
     if decade.empty:
         return []
     inside = decade[members[decade.index]].value_counts(normalize=True)
@@ -129,32 +152,37 @@ def _decades(movies: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
     ]
 
 
-def _tags(movies: pd.DataFrame, tags: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
+def _shared_tags(tags: pd.DataFrame) -> pd.DataFrame:
     """Tags that several users gave: one user's bookkeeping ("in netflix queue") says nothing
     of the movies."""
     if tags.empty:
-        return []
+        return pd.DataFrame(columns=["movieId", "filtered"])
     users = tags.groupby("filtered")["userId"].nunique()
     shared = tags[tags["filtered"].isin(users.index[users >= MIN_TAGGERS])]
-    tagged = shared[["movieId", "filtered"]].drop_duplicates()
-    ids = set(movies["movieId"].to_numpy()[members].tolist())
+    return shared[["movieId", "filtered"]].drop_duplicates()
+
+
+def _tags(catalogue: Catalogue, members: np.ndarray) -> list[Descriptor]:
+    tagged = catalogue.tagged
+    if tagged.empty:
+        return []
+    ids = set(catalogue.movie_ids[members].tolist())
     inside = tagged[tagged["movieId"].isin(ids)]["filtered"].value_counts()
     overall = tagged["filtered"].value_counts()
-    size, catalogue = max(len(ids), 1), max(len(movies), 1)
+    size, movies = max(len(ids), 1), max(len(catalogue.movie_ids), 1)
     return [
-        Descriptor("tag", tag, float((n / size) / (overall[tag] / catalogue)))
+        Descriptor("tag", tag, float((n / size) / (overall[tag] / movies)))
         for tag, n in inside.items()
         if n >= MIN_TAGGED and n / max(inside.sum(), 1) >= MIN_SHARE / 3
     ]
 
 
-def _standing(movies: pd.DataFrame, members: np.ndarray) -> list[Descriptor]:
+def _standing(catalogue: Catalogue, members: np.ndarray) -> list[Descriptor]:
     """How known and how liked the cluster's movies are, beside the catalogue: descriptors of
     their own when strong (lift STRONG and up), else last resorts."""
     if not members.any():
         return []
-    n = movies["n_ratings"].to_numpy(float)
-    rating = movies["avg_rating"].to_numpy(float)
+    n, rating = catalogue.n_ratings, catalogue.avg_rating
     known = float(np.nanmedian(n[members]) / max(np.nanmedian(n), 1.0))
     rated = rating[members][~np.isnan(rating[members])]
     liked = float(rated.mean() - np.nanmean(rating)) if rated.size else 0.0

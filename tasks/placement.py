@@ -13,7 +13,7 @@ from cache.reader import NoActiveVersion
 from cache.redis_client import get_redis
 from cache.settings import get_settings
 from db.database import DatabaseUnavailable
-from db.writes import hidden_movies, movie_state
+from db.writes import hidden_movies, movie_features
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, VersionFolder
 from pipeline.params import PipelineParams
 from store.objects import StoreUnavailable
@@ -41,38 +41,33 @@ def place_movie(movie_id: int) -> dict:
     if version is None or db is None:
         raise NoActiveVersion("no live version, or no database: nothing to place the movie in")
     with db.connection() as conn:
-        state = movie_state(conn, movie_id)
-    if state is None:
+        features = movie_features(conn, movie_id)
+    if features is None:
         return {"movieId": movie_id, "placed": False}
+    genres, tags = features
     folder = version_folder(version, PLACE_FILES)
     depth = PipelineParams.from_metadata(folder.read_metadata()).stored_depth
-    found = place(folder, movie_id, state.genres, state.tags, depth)
+    found = place(folder, movie_id, genres, tags, depth)
     write_place(r, movie_id, version, found.cluster, found.similar)
     log.info("placed movie %d in cluster %d of %s", movie_id, found.cluster, version)
     return {"movieId": movie_id, "version": version, "cluster": found.cluster}
 
 
-def restore_hidden() -> int:
-    """Hidden movies the database knows and Redis does not (its data was lost, or a change's
-    copy failed): copied again, so they stay out of the lists; returns how many."""
+def carry_changes(version: str) -> int:
+    """After `version` went live: copy again the hidden movies the database knows and Redis does
+    not (its data was lost, or a change's copy failed), and queue a placement of every movie
+    placed in an older version (its new genres may postdate the new version's snapshot);
+    returns how many placements were queued."""
+    r = get_redis()
+    changes = read_changes(r)
     db = worker_database()
-    if db is None:
-        return 0
-    with db.connection() as conn:
-        hidden = hidden_movies(conn)
-    r = get_redis()
-    known = read_changes(r).hidden
-    missing = {m: state for m, state in hidden.items() if m not in known}
-    for movie_id, state in missing.items():
-        write_change(r, movie_id, state.hidden, state.title, state.genres)
-    return len(missing)
-
-
-def place_changed_movies(version: str) -> int:
-    """After `version` went live: queue a placement of every movie placed in an older version
-    (its new genres may postdate the new version's snapshot); returns how many were queued."""
-    r = get_redis()
-    stale = [m for m, place in read_changes(r).places.items() if place.version != version]
+    if db is not None:
+        with db.connection() as conn:
+            hidden = hidden_movies(conn)
+        for movie_id, state in hidden.items():
+            if movie_id not in changes.hidden:
+                write_change(r, movie_id, state.hidden, state.title, state.genres)
+    stale = [m for m, place in changes.places.items() if place.version != version]
     for movie_id in stale:
         celery_app.send_task(TASK_PLACE_MOVIE, args=[movie_id])
     return len(stale)

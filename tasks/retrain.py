@@ -60,7 +60,7 @@ from tasks.jobs import (
     retrain_lock,
     submit_refresh_user,
 )
-from tasks.placement import place_changed_movies, restore_hidden
+from tasks.placement import carry_changes
 from tasks.version_access import catalog_for, version_folder
 
 log = get_task_logger(__name__)
@@ -272,8 +272,7 @@ def _place_again(version: str) -> int:
     stay hidden even if Redis lost their copy; a failure here leaves them as they were until
     the next change or publish."""
     try:
-        restore_hidden()
-        return place_changed_movies(version)
+        return carry_changes(version)
     except (redis.RedisError, DatabaseUnavailable) as error:
         log.warning("movie changes not carried to %s: %s", version, error)
         return 0
