@@ -31,7 +31,8 @@ from benchmarks.markdown_section import write_section
 from cache.publish import publish_version_dir
 from db.importer import import_folder
 from pipeline.artifacts import OutputFolder
-from pipeline.evaluate import BASELINES, run_evaluation
+from pipeline.evaluation.baselines import BASELINES
+from pipeline.evaluation.runs import run_evaluation
 from pipeline.io import write_json
 from pipeline.run import run_pipeline
 from pipeline.settings import BUNDLED_SAMPLE

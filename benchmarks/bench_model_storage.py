@@ -5,7 +5,7 @@
 
 Each data set goes through the pipeline once (no plots; reused when WORK holds its report), then
 its version's model is written in every variant, each into a folder of its own with its
-checksum, and loaded through `pipeline.model_store.load_model` as the service loads it:
+checksum, and loaded through `pipeline.model.loader.load_model` as the service loads it:
 - cold: a fresh child process imports what the format needs, loads the file and places one
   movie (what a web process does on its first new movie); its peak RSS comes from os.wait4;
   a second child loads the model and places every catalogue movie (reading the catalogue
@@ -38,8 +38,8 @@ import pandas as pd
 from benchmarks.bench_pipeline import measure
 from pipeline import io
 from pipeline.artifacts import ModelsFolder, VersionFolder
-from pipeline.model_export import save_models, to_onnx
-from pipeline.model_store import assign_movie, load_model, sha256
+from pipeline.model.export import save_models, to_onnx
+from pipeline.model.loader import assign_movie, load_model, sha256
 
 LIBRARIES = ("numpy", "scikit-learn", "joblib", "skl2onnx", "onnx", "onnxruntime")
 GENRES = "Comedy|Drama"
@@ -70,7 +70,7 @@ import json, sys, time
 start = time.perf_counter()
 from pathlib import Path
 from pipeline.artifacts import VersionFolder
-from pipeline.model_store import assign_movie, load_model
+from pipeline.model.loader import assign_movie, load_model
 imported = time.perf_counter()
 model = load_model(VersionFolder(Path(sys.argv[1])), sys.argv[2])
 loaded = time.perf_counter()
@@ -83,16 +83,16 @@ import json, sys
 from pathlib import Path
 import pandas as pd
 from pipeline.artifacts import VersionFolder
-from pipeline.model_store import load_model
+from pipeline.model.loader import load_model
 model = load_model(VersionFolder(Path(sys.argv[1])), sys.argv[2])
 model.predict(pd.read_parquet(sys.argv[3]))
 print(json.dumps({{"rss": peak_rss_mb()}}))
 """
 EXPORT_IMPORT = """
 import json, time
-import pandas, sklearn.pipeline, pipeline.features
+import pandas, sklearn.pipeline, pipeline.features.featurizer
 start = time.perf_counter()
-import pipeline.model_export
+import pipeline.model.export
 print(json.dumps({"import": time.perf_counter() - start}))
 """
 

@@ -1,4 +1,4 @@
-"""The onboarding list measured offline (pipeline.elicitation), against showing the most
+"""The onboarding list measured offline (pipeline.evaluation.elicitation), against showing the most
 popular movies and random ones, over splits drawn for this measurement only.
 
     python -m benchmarks.bench_onboarding [--seeds 101-110] [--write EVALUATION.md]
@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from benchmarks.markdown_section import report
-from pipeline.cleaning import clean
-from pipeline.elicitation import METHODS, SHOWN, run_split, summarize
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
+from pipeline.evaluation.elicitation import METHODS, SHOWN, run_split, summarize
 from pipeline.params import PipelineParams
-from pipeline.readers import read_dataset
 from pipeline.settings import BUNDLED_SAMPLE
 
 BEGIN, END = "<!-- onboarding:begin -->", "<!-- onboarding:end -->"

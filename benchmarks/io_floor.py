@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from pipeline.data.readers import COMPACT, RATING_COLUMNS, RATING_DTYPES
 from pipeline.io import CSV_OPTIONS
-from pipeline.readers import COMPACT, RATING_COLUMNS, RATING_DTYPES
 
 
 def floor(data: Path, out: Path) -> dict[str, float]:

@@ -22,12 +22,12 @@ from cache import keys, movie_changes
 from cache.keys import VersionKeys
 from cache.movie_changes import MovieChanges
 from cache.reasons import Reasons
+from pipeline.clusters.titles import describe
 from pipeline.errors import MovierecError
 from pipeline.params import PersonalOptions, PipelineParams
-from pipeline.titles import describe
 
 DEFAULT_LENGTH = 5  # items in a list when the request does not say
-EXEMPLARS = 3  # movies a cluster's description names (pipeline.cluster_names)
+EXEMPLARS = 3  # movies a cluster's description names (pipeline.clusters.names)
 
 # GET the pointer, then GET or HGET one part of that version, and the movie changes' counter:
 # {version, value, epoch} or false.

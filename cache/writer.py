@@ -17,8 +17,8 @@ import redis
 from cache.entries import movie_entry
 from cache.keys import VersionKeys
 from pipeline.artifacts import UserLists, VersionFolder
-from pipeline.ranking import cluster_order
-from pipeline.users import SOURCES
+from pipeline.lists.ranking import cluster_order
+from pipeline.lists.users import SOURCES
 
 FIELDS_PER_COMMAND = 1000
 COMMANDS_PER_ROUND_TRIP = 20

@@ -22,8 +22,8 @@ from db.migrate import migrate
 from db.writes import RATING_IS_NEWER, stamp_changes_sql
 from pipeline import io as artifacts_io
 from pipeline.artifacts import OutputFolder
-from pipeline.cleaning import CleanData, clean
-from pipeline.readers import read_dataset
+from pipeline.data.cleaning import CleanData, clean
+from pipeline.data.readers import read_dataset
 
 BATCH_ROWS = 1 << 20
 

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from db.changes import changed_users_sql
 from db.erasure import ERASED_IDS_QUERY
 from pipeline.artifacts import VersionFolder
-from pipeline.cleaning import CleanData
-from pipeline.readers import RATING_COLUMNS, RATING_DTYPES
+from pipeline.data.cleaning import CleanData
+from pipeline.data.readers import RATING_COLUMNS, RATING_DTYPES
 from pipeline.run import Loaded, Loader, Stages
 
 RATINGS_QUERY = "SELECT user_id, movie_id, rating, rated_at FROM ratings ORDER BY user_id, movie_id"

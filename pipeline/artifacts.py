@@ -60,7 +60,7 @@ class VersionFolder:
     ONBOARDING = "onboarding.parquet"  # versions before it have none
     # What each reader needs, so a host fetches no more than that from the store.
     METADATA = "metadata.json"
-    CATALOG = (METADATA, "movies.parquet")  # pipeline.users.load_catalog
+    CATALOG = (METADATA, "movies.parquet")  # pipeline.lists.users.load_catalog
     TRAINING_RATINGS = (METADATA, "ratings.parquet")
     SUMMARY = "cluster_summary.json"
     LISTS = (SUMMARY, "movie_similar.parquet", "popular.parquet")
@@ -85,7 +85,7 @@ class VersionFolder:
 
     @property
     def onnx_model(self) -> Path:
-        """The same model as an ONNX graph (`pipeline.model_store`): loading it runs no code."""
+        """The same model as an ONNX graph (`pipeline.model.loader`): loading it runs no code."""
         return self.path / self.MODEL_FILES[ONNX]
 
     def model_file(self, model_format: str) -> Path:

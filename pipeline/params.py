@@ -32,7 +32,7 @@ class PersonalOptions:
     """How the personal recommender picks and ranks a user's candidates.
 
     The last three make a list lean on what is known of everyone while the user has few ratings
-    (`pipeline.personal`); their values are what `movierec evaluate --protocol cold-start
+    (`pipeline.lists.personal`); their values are what `movierec evaluate --protocol cold-start
     --tune` chose on validation splits carved from training data (EVALUATION.md).
     """
 

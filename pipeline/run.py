@@ -19,32 +19,32 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from pipeline import io
-from pipeline.analysis import cluster_map, cluster_summary, genre_share, pca_2d
 from pipeline.artifacts import RATINGS_DICTIONARY, OutputFolder, UserLists, VersionFolder
-from pipeline.blas import native_threads
-from pipeline.cleaning import CleanData, clean
-from pipeline.cluster_alignment import (
+from pipeline.clusters.alignment import (
     Previous,
     align,
     read_previous,
     relabel_model,
     warm_start,
 )
-from pipeline.cluster_names import ClusterName, name_clusters
-from pipeline.clustering import choose_k, cluster_metrics
-from pipeline.factors import movie_factors, preference_matrix
-from pipeline.features import movie_stats, tag_documents
-from pipeline.indexing import count_distinct
-from pipeline.memory import release_freed_memory
-from pipeline.model import build_model
-from pipeline.model_export import save_models
-from pipeline.onboarding import onboarding_list
+from pipeline.clusters.clustering import choose_k, cluster_metrics
+from pipeline.clusters.names import ClusterName, name_clusters
+from pipeline.clusters.summary import cluster_map, cluster_summary, genre_share, pca_2d
+from pipeline.data.cleaning import CleanData, clean
+from pipeline.data.indexing import count_distinct
+from pipeline.data.readers import read_dataset
+from pipeline.features.factors import movie_factors, preference_matrix
+from pipeline.features.featurizer import movie_stats, tag_documents
+from pipeline.features.scaling import standardize_per_user
+from pipeline.lists.onboarding import onboarding_list
+from pipeline.lists.ranking import bayesian_score, popular_list, similar_movies
+from pipeline.lists.users import Catalog, recommend_users
+from pipeline.model.estimator import build_model
+from pipeline.model.export import save_models
 from pipeline.params import PERSONAL, PipelineParams
-from pipeline.plot_process import SCATTER_SAMPLE, ClusterPlots, plots_of, start_plot_process
-from pipeline.ranking import bayesian_score, popular_list, similar_movies
-from pipeline.readers import read_dataset
-from pipeline.scaling import standardize_per_user
-from pipeline.users import Catalog, recommend_users
+from pipeline.plots.side_process import SCATTER_SAMPLE, ClusterPlots, plots_of, start_plot_process
+from pipeline.process.blas import native_threads
+from pipeline.process.memory import release_freed_memory
 
 Progress = Callable[[str, float], None]
 STAGES = (
@@ -158,7 +158,7 @@ def _fit_clusters(
 ) -> FittedClusters:
     """The featurizer is fitted through a slice of the model, which shares its steps, so the
     features are computed once. With a `previous` version, the clusters take the ids of those
-    they match in it (pipeline.cluster_alignment)."""
+    they match in it (pipeline.clusters.alignment)."""
     model = build_model(params)
     X = model[:-1].fit_transform(movies)
     k, scores = params.k, {}
@@ -217,7 +217,7 @@ class ClusteredMovies:
     movies: pd.DataFrame  # with its "cluster" column
     k: int
     genre_share: pd.DataFrame  # clusters x genres (`analysis.genre_share`)
-    names: list[str]  # cluster i's name at i (pipeline.cluster_names)
+    names: list[str]  # cluster i's name at i (pipeline.clusters.names)
 
 
 def build(

@@ -73,7 +73,7 @@ def find_data_dir(chosen: str | None, out_dir: Path) -> Path | None:
         return Path(chosen)
     if BUNDLED_SAMPLE.is_dir():
         return BUNDLED_SAMPLE
-    from pipeline.download import is_complete
+    from pipeline.data.download import is_complete
 
     downloaded = OutputFolder(out_dir).data / SAMPLE
     return downloaded if is_complete(downloaded) else None
@@ -81,7 +81,7 @@ def find_data_dir(chosen: str | None, out_dir: Path) -> Path | None:
 
 def fetch_sample(out_dir: Path, say: Callable[[str], None]) -> Path:
     """Download the sample into output/data/ (checksum pinned, unpacked atomically)."""
-    from pipeline.download import BASE_URL, DownloadError, archive_url, download_dataset
+    from pipeline.data.download import BASE_URL, DownloadError, archive_url, download_dataset
 
     base_url = os.environ.get(DOWNLOAD_URL_VARIABLE) or BASE_URL
     try:

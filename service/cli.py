@@ -10,8 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.collector import freeze_survivors
 from pipeline.errors import MovierecError
+from pipeline.process.collector import freeze_survivors
 from service.serving_commands import add_serving_commands
 
 # Commands that must start fast: they parse without importing the offline pipeline.

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import download
 from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, OutputFolder, VersionFolder
-from pipeline.collector import collector_paused
+from pipeline.data import download
 from pipeline.errors import DataError
-from pipeline.evaluation_options import (
+from pipeline.evaluation.options import (
     BASELINE_NAMES,
     COLD_START,
     FIRST_RATINGS,
@@ -26,8 +25,9 @@ from pipeline.evaluation_options import (
     SEEDS,
     TEMPORAL,
 )
-from pipeline.evaluation_options import __doc__ as EVALUATE_DOC
+from pipeline.evaluation.options import __doc__ as EVALUATE_DOC
 from pipeline.params import ALGORITHMS, RECOMMENDERS, SCALINGS, PipelineParams
+from pipeline.process.collector import collector_paused
 from pipeline.settings import data_dir, output_dir
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def k_range(text: str) -> tuple[int, ...]:
 
 
 def rating_count(text: str) -> int:
-    from pipeline import synth
+    from pipeline.data import synth
 
     value = int(text)
     if value < synth.MIN_RATINGS_PER_USER:
@@ -189,7 +189,7 @@ def latest_clusters(store: VersionStore) -> VersionFolder | None:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     from pipeline.artifacts import TRAINED, VersionFolder
-    from pipeline.model_store import assign_movie, load_model
+    from pipeline.model.loader import assign_movie, load_model
     from store.versions import store_for_output
 
     store = store_for_output(output_dir(args.out))
@@ -210,7 +210,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pipeline import synth
+    from pipeline.data import synth
 
     try:
         data = synth.synthesize(args.ratings, args.out, args.seed)
@@ -225,15 +225,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.evaluate import (
+    from pipeline.evaluation.reports import (
         bar_chart,
         cold_start_chart,
         paired_text,
-        run_cold_start,
-        run_evaluation,
         seeds_text,
         tuning_text,
     )
+    from pipeline.evaluation.runs import run_cold_start, run_evaluation
     from pipeline.io import write_json
     from store.versions import store_for_output
 

@@ -33,7 +33,7 @@ PLACE_FILES = (*VersionFolder.CATALOG, VersionFolder.MODEL_FILES[DEFAULT_MODEL_F
     **time_limits(get_settings().chunk_time_limit),
 )
 def place_movie(movie_id: int) -> dict:
-    from pipeline.placement import place_movie as place  # pandas: workers only
+    from pipeline.lists.placement import place_movie as place  # pandas: workers only
 
     r = get_redis()
     version = versions.active_version(r)

@@ -26,7 +26,7 @@ from db.erasure import UserErased, refuse_if_erased
 from db.snapshot import user_ratings
 from pipeline.artifacts import VersionFolder
 from pipeline.errors import MovierecError
-from pipeline.users import read_user_ratings, recommend_users
+from pipeline.lists.users import read_user_ratings, recommend_users
 from tasks.celery_app import TASK_REFRESH_PENDING, TASK_REFRESH_USER, celery_app, time_limits
 from tasks.database_access import worker_database
 from tasks.jobs import submit_refresh_user

@@ -35,9 +35,9 @@ from pipeline.artifacts import (
     write_user_part,
 )
 from pipeline.errors import DataError
+from pipeline.lists.users import read_user_ratings, recommend_users, user_ids
 from pipeline.params import PipelineParams
 from pipeline.run import Loader, train
-from pipeline.users import read_user_ratings, recommend_users, user_ids
 from store.objects import StoreUnavailable
 from store.versions import VersionNotReady, VersionStore
 from tasks.celery_app import (

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from cache.settings import get_store
 from pipeline.artifacts import TRAINED, VersionFolder
-from pipeline.users import Catalog, load_catalog
+from pipeline.lists.users import Catalog, load_catalog
 
 
 def version_folder(version: str, names: Iterable[str], stage: str = TRAINED) -> VersionFolder:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import download, settings
+from pipeline import settings
+from pipeline.data import download
 from tests.s3_server import S3Server, running_s3_server
 
 # The synthetic folder most tests run on: big enough for ten clusters, fifty-movie lists and
@@ -76,12 +77,12 @@ class Shape:
 
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small MovieLens-shaped folder, made once per run by pipeline.synth with a fixed seed.
+    """A small MovieLens-shaped folder, made once per run by pipeline.data.synth with a fixed seed.
 
     Tests that need MovieLens data but not the real sample's numbers run on it, so they run
     on a fresh clone with nothing beside it and no network.
     """
-    from pipeline.synth import synthesize
+    from pipeline.data.synth import synthesize
 
     folder = tmp_path_factory.mktemp("synthetic")
     synthesize(SYNTHETIC_RATINGS, folder, SYNTHETIC_SEED, accented_every=ACCENTED_EVERY)

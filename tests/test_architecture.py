@@ -17,6 +17,13 @@ LAYERS = (
     *(("cache", "db"), ("tasks",), ("web",), ("service",)),
 )
 PACKAGES = tuple(package for layer in LAYERS for package in layer)
+# Inside `pipeline/`, the same rule between its stages (subpackages) and its top modules.
+PIPELINE_LAYERS = (
+    *(("errors", "atomic"), ("params", "io", "process"), ("artifacts",), ("data",)),
+    *(("features", "clusters", "settings"), ("model",), ("lists", "plots"), ("run",)),
+    ("evaluation",),
+)
+PIPELINE_TOP_MODULES = 8  # __init__ included: what is left at the top is the base and `run`
 # Clients of the servers the offline pipeline must stay free of.
 SERVER_CLIENTS = (
     *("redis", "celery", "kombu", "flask", "werkzeug", "granian", "psycopg"),
@@ -39,9 +46,9 @@ def imported_roots(path: Path) -> set[str]:
     return roots
 
 
-def allowed(package: str) -> set[str]:
-    level = next(i for i, layer in enumerate(LAYERS) if package in layer)
-    return {package, *(p for layer in LAYERS[:level] for p in layer)}
+def allowed(package: str, layers: tuple[tuple[str, ...], ...] = LAYERS) -> set[str]:
+    level = next(i for i, layer in enumerate(layers) if package in layer)
+    return {package, *(p for layer in layers[:level] for p in layer)}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -53,6 +60,42 @@ def test_no_module_imports_a_layer_above_its_own(package):
         if imported_roots(path) & forbidden
     }
     assert offenders == {}
+
+
+def pipeline_stage(dotted: str) -> str:
+    """`pipeline.data.readers` -> `data`, `pipeline.io` -> `io`."""
+    return dotted.split(".")[1]
+
+
+def pipeline_modules() -> dict[str, Path]:
+    paths = {module_name(path): path for path in modules("pipeline")}
+    return {name: path for name, path in paths.items() if name != "pipeline"}
+
+
+def test_every_pipeline_module_sits_in_a_stage_of_the_layers():
+    stages = {stage for layer in PIPELINE_LAYERS for stage in layer}
+    assert {pipeline_stage(name) for name in pipeline_modules()} == stages
+
+
+@pytest.mark.parametrize("stage", [stage for layer in PIPELINE_LAYERS for stage in layer])
+def test_no_pipeline_module_imports_a_stage_above_its_own(stage):
+    known = pipeline_modules()
+    forbidden = {s for layer in PIPELINE_LAYERS for s in layer} - allowed(stage, PIPELINE_LAYERS)
+    offenders = {}
+    for name, path in known.items():
+        imported = {pipeline_stage(m) for m in imported_modules(path, set(known))}
+        if pipeline_stage(name) == stage and imported & forbidden:
+            offenders[name] = sorted(imported & forbidden)
+    assert offenders == {}
+
+
+def test_the_pipeline_top_holds_its_base_and_run_and_stages_as_folders():
+    top = sorted((ROOT / "pipeline").glob("*.py"))
+    assert len(top) <= PIPELINE_TOP_MODULES, [path.name for path in top]
+    for init in (ROOT / "pipeline").glob("*/__init__.py"):
+        tree = ast.parse(init.read_text())
+        assert ast.get_docstring(tree), init  # each stage says what it is
+        assert not any(isinstance(node, ast.Import | ast.ImportFrom) for node in tree.body), init
 
 
 def test_the_pipeline_talks_to_no_server():

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.cleaning import clean
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
 from pipeline.errors import DataError
-from pipeline.readers import read_dataset
 
 RATINGS = "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n"
 MOVIES = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cleaning import EXAMPLES, clean
-from pipeline.readers import read_dataset
+from pipeline.data.cleaning import EXAMPLES, clean
+from pipeline.data.readers import read_dataset
 from tests.conftest import Shape
 
 RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
@@ -255,8 +255,8 @@ def test_a_release_cleans_without_losing_a_row(folder, request):
 
 
 def test_repeated_tags_are_counted_not_silently_lost(tmp_path):
-    from pipeline.cleaning import clean
-    from pipeline.readers import read_dataset
+    from pipeline.data.cleaning import clean
+    from pipeline.data.readers import read_dataset
 
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,A (2000),Drama\n")
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,10\n")

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cluster_alignment import Previous, align, relabel_model
-from pipeline.cluster_names import ClusterName
+from pipeline.clusters.alignment import Previous, align, relabel_model
+from pipeline.clusters.names import ClusterName
+from pipeline.clusters.titles import describe, spoken_title
 from pipeline.run import PipelineParams, run_pipeline
-from pipeline.titles import describe, spoken_title
 
 
 def summaries(run) -> list[dict]:

@@ -7,21 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cleaning import clean
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
 from pipeline.errors import ParameterError
-from pipeline.evaluate import (
-    COVERAGE_FLOOR,
-    Paired,
-    Tuning,
-    draw_users,
-    run_cold_start,
-    split_cold_start,
-    validation_holdouts,
-)
+from pipeline.evaluation.metrics import Paired
+from pipeline.evaluation.protocols import draw_users, split_cold_start
+from pipeline.evaluation.runs import run_cold_start
+from pipeline.evaluation.tuning import COVERAGE_FLOOR, Tuning, validation_holdouts
+from pipeline.lists.personal import GRID
+from pipeline.lists.users import Catalog, recommend_users
 from pipeline.params import PersonalOptions, PipelineParams
-from pipeline.personal import GRID
-from pipeline.readers import read_dataset
-from pipeline.users import Catalog, recommend_users
 from service.cli import main
 
 CLUSTERS, PER_CLUSTER, DEPTH = 3, 40, 120

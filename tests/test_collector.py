@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from pipeline.collector import collector_paused
-from pipeline.plot_process import _load_plotting
+from pipeline.plots.side_process import _load_plotting
+from pipeline.process.collector import collector_paused
 from service import cli
 
 

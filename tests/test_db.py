@@ -17,8 +17,8 @@ from db.snapshot import read_snapshot, user_ratings
 from db.writes import RatingInput, UnknownMovies
 from pipeline import io as artifacts_io
 from pipeline.artifacts import VersionFolder
-from pipeline.cleaning import clean
-from pipeline.readers import read_dataset
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
 from service.embedded_postgres import running_postgres, start_postgres
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import download
-from pipeline.download import MARKER, DownloadError, unpack
+from pipeline.data import download
+from pipeline.data.download import MARKER, DownloadError, unpack
 from service.cli import main
 from tests.conftest import Mirror
 

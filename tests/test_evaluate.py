@@ -9,21 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cleaning import clean
-from pipeline.evaluate import (
-    METHODS,
-    RELEVANT,
-    Holdout,
-    _ablation_steps,
-    ablation,
-    coverage,
-    evaluate,
-    list_metrics,
-    score_lists,
-    split_by_time,
-)
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
+from pipeline.evaluation.ablation import _ablation_steps, ablation
+from pipeline.evaluation.baselines import METHODS, evaluate
+from pipeline.evaluation.metrics import coverage, list_metrics, score_lists
+from pipeline.evaluation.protocols import RELEVANT, Holdout, split_by_time
 from pipeline.params import PipelineParams
-from pipeline.readers import read_dataset
 from pipeline.run import build
 from service.cli import main
 
@@ -189,7 +181,7 @@ def test_evaluate_command_writes_the_table_and_the_chart(small_data, holdout, tm
 
 
 def test_the_command_line_offers_every_baseline_the_evaluation_scores():
-    from pipeline.evaluate import BASELINES
-    from pipeline.evaluation_options import BASELINE_NAMES
+    from pipeline.evaluation.baselines import BASELINES
+    from pipeline.evaluation.options import BASELINE_NAMES
 
     assert tuple(BASELINES) == BASELINE_NAMES

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import download, settings
+from pipeline import settings
+from pipeline.data import download
 from pipeline.settings import SAMPLE, SampleUnavailable, data_dir, data_on_disk, find_data_dir
 from service.cli import main
 from service.embedded_redis import free_port
@@ -25,7 +26,7 @@ def without_sample(pinned_md5: str) -> str:
     """`movierec` on a machine without ../shared/data beside the repository, where the sample
     archive's pinned checksum is `pinned_md5` (the test's archive's)."""
     return (
-        "import pathlib, sys; import pipeline.settings as s; import pipeline.download as d; "
+        "import pathlib, sys; import pipeline.settings as s; import pipeline.data.download as d; "
         "s.BUNDLED_SAMPLE = pathlib.Path('/nonexistent'); "
         f"d.DATASETS[s.SAMPLE] = {pinned_md5!r}; "
         "from service.cli import main; sys.exit(main(sys.argv[1:]))"

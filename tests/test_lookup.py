@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.indexing import DENSE_LIMIT, group_codes, positions_of
+from pipeline.data.indexing import DENSE_LIMIT, group_codes, positions_of
 
 
 @pytest.mark.parametrize("offset", [0, DENSE_LIMIT], ids=["dense table", "binary search"])

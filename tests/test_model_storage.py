@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -12,17 +13,17 @@ import pandas as pd
 import pytest
 
 from cache.reader import ActiveModel
-from pipeline.artifacts import DEFAULT_MODEL_FORMAT, MODEL_FORMATS, VersionFolder
-from pipeline.cleaning import clean
-from pipeline.model_export import save_models, to_onnx
-from pipeline.model_store import (
+from pipeline.artifacts import DEFAULT_MODEL_FORMAT, JOBLIB, MODEL_FORMATS, VersionFolder
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import read_dataset
+from pipeline.model.export import save_models, to_onnx
+from pipeline.model.loader import (
     ModelFileError,
     OnnxModel,
     assign_movie,
     load_model,
     sha256,
 )
-from pipeline.readers import read_dataset
 from pipeline.run import PipelineParams, build
 from service.cli import main
 from store.local import LocalBackend
@@ -37,7 +38,7 @@ LIGHT_PROBE = """
 import sys
 from pathlib import Path
 from pipeline.artifacts import VersionFolder
-from pipeline.model_store import assign_movie, load_model
+from pipeline.model.loader import assign_movie, load_model
 print(assign_movie(load_model(VersionFolder(Path(sys.argv[1]))), "Comedy"))
 print(",".join(m for m in ("pandas", "sklearn", "joblib") if m in sys.modules))
 """
@@ -84,6 +85,16 @@ def test_every_format_is_written_with_its_checksum(version):
 @pytest.mark.parametrize("model_format", MODEL_FORMATS)
 def test_each_format_gives_every_catalogue_movie_its_cluster(version, catalogue, model_format):
     labels = load_model(version, model_format).predict(catalogue)
+    assert (labels == catalogue["cluster"].to_numpy()).all()
+
+
+def test_a_model_pickled_before_the_stages_had_folders_still_loads(version, catalogue):
+    """Older joblib files name the featurizer `pipeline.features.MovieFeaturizer`."""
+    model = load_model(version, JOBLIB)
+    text = pickle.dumps(model, protocol=0)
+    old = text.replace(b"pipeline.features.featurizer\n", b"pipeline.features\n")
+    assert old != text
+    labels = pickle.loads(old).predict(catalogue)
     assert (labels == catalogue["cluster"].to_numpy()).all()
 
 
@@ -141,7 +152,7 @@ def test_a_missing_file_is_refused(copy):
 
 def test_save_models_records_what_it_wrote(version, tmp_path):
     folder = VersionFolder(tmp_path)
-    model = load_model(version, "joblib")
+    model = load_model(version, JOBLIB)
     assert save_models(folder, model) == {
         path.name: sha256(path.read_bytes())
         for path in (folder.model_file(f) for f in MODEL_FORMATS)

@@ -7,8 +7,8 @@ import fakeredis
 import pytest
 
 from cache.movie_changes import read_changes, write_place
+from pipeline.lists.placement import place_movie
 from pipeline.params import PipelineParams
-from pipeline.placement import place_movie
 from tasks.celery_app import TASK_PLACE_MOVIE
 from tests.test_web_api import TOKEN, RecordingCelery, auth
 from tests.test_web_writes import database  # noqa: F401  (fixture)

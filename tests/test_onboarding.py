@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cache.movie_changes import write_change
-from pipeline.onboarding import onboarding_list
+from pipeline.lists.onboarding import onboarding_list
 from tests.test_web_api import TOKEN, RecordingCelery
 from web import create_app
 

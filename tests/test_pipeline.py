@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model import assign_movie
-from pipeline.plot_process import ClusterPlots, draw, plots_of, start_plot_process
+from pipeline.model.estimator import assign_movie
+from pipeline.plots.side_process import ClusterPlots, draw, plots_of, start_plot_process
 from pipeline.run import PipelineParams, run_pipeline, train
 
 CSV_COLUMNS = {
@@ -173,8 +173,8 @@ def test_the_thread_count_changes_no_cluster_and_no_list(small_data, monkeypatch
     lists and similar-movie scores (the order among exactly tied neighbours may differ, as it
     does between machines with different numbers of cores)."""
     from pipeline import run
-    from pipeline.cleaning import clean
-    from pipeline.readers import read_dataset
+    from pipeline.data.cleaning import clean
+    from pipeline.data.readers import read_dataset
 
     data = clean(read_dataset(small_data))
     one = run.build(data, PipelineParams())
@@ -191,8 +191,8 @@ def test_the_thread_count_changes_no_cluster_and_no_list(small_data, monkeypatch
 def test_the_clusters_are_handed_on_before_the_lists_are_built(small_data):
     """What needs only the clusters (the plots) starts while the lists are still computing."""
     from pipeline import run
-    from pipeline.cleaning import clean
-    from pipeline.readers import read_dataset
+    from pipeline.data.cleaning import clean
+    from pipeline.data.readers import read_dataset
 
     events, handed = [], []
 
@@ -233,7 +233,7 @@ def test_a_run_that_fails_after_clustering_leaves_the_plots_it_would_replace(
 
 ORPHANING = """
 import os, sys, time
-from pipeline.plot_process import start_plot_process
+from pipeline.plots.side_process import start_plot_process
 if __name__ == "__main__":
     pool = start_plot_process()
     print(pool.submit(os.getpid).result(), flush=True)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pipeline.positions import nth_unexcluded, nth_unexcluded_grouped
+from pipeline.data.positions import nth_unexcluded, nth_unexcluded_grouped
 
 
 def walk(excluded: set[int], n: int) -> int:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cleaning import clean
-from pipeline.readers import ML100K_GENRES, FileSpec, detect_layout, read_dataset, read_table
+from pipeline.data.cleaning import clean
+from pipeline.data.readers import ML100K_GENRES, FileSpec, detect_layout, read_dataset, read_table
 from pipeline.run import PipelineParams, run_pipeline
 
 # Genres in ml-100k flag order, so every layout yields the same '|'-joined string.

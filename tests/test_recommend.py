@@ -4,9 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.factors import preference, preference_matrix, user_matrix
-from pipeline.personal import PersonalOptions, top_per_row
-from pipeline.users import Catalog, favorites, load_catalog, read_user_ratings, recommend_users
+from pipeline.features.factors import preference, preference_matrix, user_matrix
+from pipeline.lists.personal import PersonalOptions, top_per_row
+from pipeline.lists.users import (
+    Catalog,
+    favorites,
+    load_catalog,
+    read_user_ratings,
+    recommend_users,
+)
 
 # cluster 0: movies 1-3, cluster 1: movies 4-6, cluster 2: movies 7-8 (8 was never rated)
 MOVIES = pd.DataFrame({

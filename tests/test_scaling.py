@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import scaling
-from pipeline.scaling import make_scaler, standardize_per_user, user_zscores
+from pipeline.features import scaling
+from pipeline.features.scaling import make_scaler, standardize_per_user, user_zscores
 
 RATINGS = pd.DataFrame({"userId": [1, 1, 1, 2, 2], "rating": [1.0, 3.0, 5.0, 4.0, 4.0]})
 

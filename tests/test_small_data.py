@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.synth import ACCENTED_WORDS, MIN_RATINGS_PER_USER
+from pipeline.data.synth import ACCENTED_WORDS, MIN_RATINGS_PER_USER
 
 
 def test_tags_point_at_rated_movies(small_data, small_ratings, small_shape):

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import ParameterError
-from pipeline.readers import read_dataset
-from pipeline.synth import (
+from pipeline.data.readers import read_dataset
+from pipeline.data.synth import (
     ACCENTED_WORDS,
     GENRE_SHARES,
     MIN_RATINGS_PER_USER,
@@ -21,6 +20,7 @@ from pipeline.synth import (
     generate,
     synthesize,
 )
+from pipeline.errors import ParameterError
 from service.cli import main
 
 N = 20_000

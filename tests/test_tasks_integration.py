@@ -13,7 +13,7 @@ import pytest
 from cache import keys, versions
 from cache.redis_client import redis_from_url
 from cache.settings import Settings
-from pipeline.users import load_catalog, read_user_ratings, recommend_users
+from pipeline.lists.users import load_catalog, read_user_ratings, recommend_users
 from tasks.celery_app import TASK_REFRESH_USER, TASK_RETRAIN, make_celery
 from tasks.fanout import user_fanout
 from tasks.jobs import job_status, record_job, retrain_lock, submit_retrain

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import users
-from pipeline.factors import user_matrix
-from pipeline.users import Catalog, Rated, cluster_counts, favorites, recommend_users
+from pipeline.features.factors import user_matrix
+from pipeline.lists import users
+from pipeline.lists.users import Catalog, Rated, cluster_counts, favorites, recommend_users
 
 
 def catalog(depth: int = 3) -> Catalog:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.writes import RatingInput, now_seconds
-from pipeline.genres import tidy_genres
+from pipeline.data.genres import tidy_genres
 from web.errors import ApiError
 from web.params import MAX_STORED_ID
 

@@ -3,7 +3,7 @@
 The model is what the team document keeps it for. It is loaded once per web process and
 version, on the first movie added, so serving processes that never add one stay light. The
 default format, ONNX, needs numpy and onnxruntime only; either format is loaded through
-`pipeline.model_store.load_model`, which refuses a file whose checksum does not match.
+`pipeline.model.loader.load_model`, which refuses a file whose checksum does not match.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ModelCache:
 
     def cluster_of(self, active: ActiveModel, genres: str) -> int:
         """The cluster the version's model gives a movie with these genres and no ratings yet."""
-        from pipeline.model_store import assign_movie
+        from pipeline.model.loader import assign_movie
 
         return assign_movie(self._model(active), genres)
 
@@ -51,7 +51,7 @@ class ModelCache:
 
         The files come from the version store, once per host: while the store is unreachable a
         host that has them cached still places movies."""
-        from pipeline.model_store import ModelFileError, load_model
+        from pipeline.model.loader import ModelFileError, load_model
 
         names = (VersionFolder.METADATA, VersionFolder.MODEL_FILES[self.model_format])
         if time.monotonic() < self._unreachable_until:  # requests queued behind a failure

@@ -1,0 +1,1 @@
+"""MovieLens in: reading, cleaning, downloading and synthesizing ratings, and id lookups."""

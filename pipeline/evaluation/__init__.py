@@ -1,0 +1,1 @@
+"""Offline evaluation: protocols, baselines, metrics, tuning and the reports."""

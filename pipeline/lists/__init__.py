@@ -1,0 +1,1 @@
+"""Lists: rankings, each user's favorites and picks, onboarding, placing a changed movie."""

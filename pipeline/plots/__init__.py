@@ -1,0 +1,1 @@
+"""Headless plots of the clusters and lists, drawn beside a run in a process of their own."""

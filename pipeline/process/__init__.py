@@ -1,0 +1,1 @@
+"""How the process spends threads, memory and garbage-collector passes: shared by every stage."""
