@@ -24,7 +24,8 @@ from statistics import median
 import pandas as pd
 
 from benchmarks.bench_dashboard import machine
-from benchmarks.bench_live import Service, say, service_up
+from benchmarks.live_service import Service, service_up
+from benchmarks.machine import say
 from benchmarks.markdown_section import report
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
 from pipeline.settings import BUNDLED_SAMPLE

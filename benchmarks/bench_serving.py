@@ -36,8 +36,9 @@ from typing import NamedTuple
 import pandas as pd
 import redis
 
-from benchmarks.bench_live import CLK_TCK, process_table, processes_of, service_up
 from benchmarks.bench_pipeline import measure
+from benchmarks.live_service import processes_of, service_up
+from benchmarks.machine import CLK_TCK, process_table
 from benchmarks.wrk_load import LoadResult, run_wrk, write_script, wrk_version
 from pipeline.artifacts import ModelsFolder
 from pipeline.settings import BUNDLED_SAMPLE

@@ -35,21 +35,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench_live import (
-    CLK_TCK,
-    Service,
-    Watch,
-    descendants,
-    machine,
-    median,
-    process_table,
-    quiet_line,
-    retrain,
-    service_up,
-    wait_for_quiet,
-    worker_log_stats,
-)
 from benchmarks.bench_pipeline import ensure_data
+from benchmarks.freshness import retrain, worker_log_stats
+from benchmarks.live_report import median, quiet_line
+from benchmarks.live_service import Service, service_up
+from benchmarks.machine import CLK_TCK, Watch, descendants, machine, process_table, wait_for_quiet
 from benchmarks.markdown_section import write_section
 from pipeline.artifacts import VersionFolder
 from store.settings import MODELS_VARIABLE
