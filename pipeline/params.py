@@ -42,7 +42,7 @@ class PersonalOptions:
     candidates: int = 500  # per cluster, the most-rated movies that may be recommended
     prior_ratings: float = 20.0  # the population's taste counts as this many ratings; 0: ignored
     opening: int = 6  # top places given to the blended score when nothing is known of a user
-    exploration: float = 0.4  # extra damping of the rest of the list then
+    exploration: float = 0.6  # extra damping of the rest of the list then
 
     def __post_init__(self) -> None:
         check_choice("cluster weighting", self.cluster_weighting, WEIGHTINGS)

@@ -43,3 +43,11 @@ def test_a_list_from_few_ratings_says_so():
         "from your first 3 ratings"
     )
     assert "first" not in Reasons(user, GENRES, first_ratings=False)(1, "cluster")
+
+
+def test_an_opening_pick_from_a_cluster_the_first_ratings_miss_says_so():
+    user = {"counts": [1, 2, 0], "liking": [0.5, 2.0, 0.0], "n_ratings": 3}
+    assert Reasons(user, GENRES, first_ratings=True)(2, "cluster") == (
+        "from cluster 2 (no dominant genre), liked by many: your first 3 ratings do not reach "
+        "this cluster yet"
+    )

@@ -1,6 +1,6 @@
 """Grouping `pipeline/` by stage moved code and changed nothing it computes: `movierec pipeline`
-at the commit before the move and at this checkout, in one environment on the same synthetic
-data, decodes to the same clusters, favorites and lists."""
+at the commit before the move and at the commit that made it, in one environment on the same
+synthetic data, decodes to the same clusters, favorites and lists."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pipeline.artifacts import ModelsFolder, VersionFolder
 from tests.test_architecture import ROOT
 
 BEFORE_THE_MOVE = "7e92a72"  # the last commit with a flat pipeline/
+THE_MOVE = "05252ba"  # the commit that grouped it by stage
 
 
 def _checkout(commit: str, into: Path) -> Path:
@@ -68,9 +69,11 @@ def _decoded(folder: VersionFolder) -> dict[str, object]:
 
 def test_the_pipeline_computes_the_same_before_and_after_the_move(small_data, tmp_path):
     before_tree = _checkout(BEFORE_THE_MOVE, tmp_path / "before")
+    after_tree = _checkout(THE_MOVE, tmp_path / "after")
     assert (before_tree / "pipeline" / "evaluate.py").exists()  # the flat layout, really
+    assert (after_tree / "pipeline" / "data" / "readers.py").exists()
     before = _decoded(_run_pipeline(before_tree, small_data, tmp_path / "out-before"))
-    after = _decoded(_run_pipeline(ROOT, small_data, tmp_path / "out-after"))
+    after = _decoded(_run_pipeline(after_tree, small_data, tmp_path / "out-after"))
     assert before.keys() == after.keys()
     for name, frame in before.items():
         if isinstance(frame, pd.DataFrame):

@@ -19,13 +19,15 @@ from pipeline.evaluation.protocols import (
 from pipeline.params import PipelineParams
 
 # What `--tune` tries, and what it asks of a choice: cold-start coverage of at least the floor
-# and warm NDCG no more than the slack below that of lists without the population's taste.
+# and a margin, and warm NDCG no more than the slack below that of lists without the population's
+# taste. The margin: a choice 3.00% in validation covered 2.89% on the splits of seeds 201-210.
 TUNING_GRID = {
     "prior_ratings": (10.0, 20.0, 30.0, 40.0),
     "opening": (4, 6, 8),
     "exploration": (0.0, 0.2, 0.4, 0.6),
 }
 COVERAGE_FLOOR = 0.03
+COVERAGE_MARGIN = 0.0025
 WARM_SLACK = 0.005
 
 
@@ -43,7 +45,7 @@ class Tuning:
 
     def allowed(self, i: int) -> bool:
         return (
-            self.cold_mean(i, "coverage") >= COVERAGE_FLOOR
+            self.cold_mean(i, "coverage") >= COVERAGE_FLOOR + COVERAGE_MARGIN
             and self.warm[i]["ndcg"] >= self.alone_warm["ndcg"] - WARM_SLACK
         )
 
@@ -61,8 +63,8 @@ class Tuning:
         chosen = self.chosen
         return {
             "rule": f"best mean cold-start validation NDCG with mean coverage >= "
-            f"{COVERAGE_FLOOR} and warm validation NDCG at most {WARM_SLACK} below the lists "
-            "without the population's taste",
+            f"{COVERAGE_FLOOR} + {COVERAGE_MARGIN} and warm validation NDCG at most "
+            f"{WARM_SLACK} below the lists without the population's taste",
             "alone_warm": self.alone_warm,
             "chosen": None if chosen is None else knobs(chosen),
             "grid": [

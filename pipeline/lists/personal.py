@@ -7,11 +7,12 @@ ranked by the dot product of the user's folded-in embedding with each movie's (d
 A few ratings make that score noisy, so a list knows how much it knows: with n ratings, the
 population's taste weighs doubt = prior_ratings / (n + prior_ratings). The list opens with
 round(opening * doubt) movies ranked by the personal score blended with the population's,
-(1 - doubt) * personal + doubt * population: safe picks where most of the accuracy of a short
-list lies. The rest follows the personal score with the popular movies' factors damped by a
-further exploration * doubt, so a new user's list does not repeat everyone's favourites. Both
-fade as ratings come in and stop with the opening (above prior_ratings * (2 * opening - 1)
-ratings): from there on the list is the personal one.
+(1 - doubt) * personal + doubt * population: safe picks where most of the accuracy of a short list
+lies. They come from every cluster's candidates, since a few ratings also say little about which
+clusters are the user's. The rest, from the user's clusters, follows the personal score with the
+popular movies' factors damped by a further exploration * doubt, so a new user's list does not
+repeat everyone's favourites. Both fade as ratings come in and stop with the opening (above
+prior_ratings * (2 * opening - 1) ratings): from there on the list is the personal one.
 
 The population's taste comes from the catalogue's own columns, and otherwise only the user's
 ratings enter, so any subset of users gets the lists it would get in a batch.
@@ -167,7 +168,6 @@ class Personal:
         opening = np.floor(self.options.opening * doubt + 0.5).astype(np.int64)
         mine = top[lo:hi]
         # as deep for every chunk: which of equal scores a selection keeps depends on its depth
-        head = _Best(len(mine), mine.shape[1], self.options.opening if opening.any() else 0)
         rest = _Best(len(mine), mine.shape[1], depth)
         blocked = _seen_candidates(rows, mine, cluster, self.slot, len(self.candidate_start) - 1)
         for c in np.unique(mine):
@@ -177,22 +177,44 @@ class Personal:
             at = np.searchsorted(user, blocked[c][0])
             block[at, blocked[c][1]] = -np.inf
             opens = opening[user] > 0
-            if opens.any():
+            if opens.any() and self.options.exploration:
                 weight, opened = doubt[user[opens], None], block[opens]
-                blend = opened * (1 - weight)
-                blend += weight * self.population[members]
-                head.add(user[opens], j[opens], members, blend)
-                if self.options.exploration:
-                    further = (-self.options.exploration * weight) * self.log_norm[members]
-                    opened *= np.exp(further, out=further)
-                    block[opens] = _on_grid(opened)
+                further = (-self.options.exploration * weight) * self.log_norm[members]
+                opened *= np.exp(further, out=further)
+                block[opens] = _on_grid(opened)
             rest.add(user, j, members, block)
         movie, score = rest.ranked()
-        if head.depth:
-            movie, score = _open(head.ranked(), (movie, score), opening, depth)
+        if opening.any():
+            head = self._opening(rows, users, doubt, opening, cluster)
+            movie, score = _open(head, (movie, score), opening, depth)
         ok = np.isfinite(score)
         user = np.broadcast_to(np.arange(lo, hi)[:, None], ok.shape)
         return Picks(user[ok], movie[ok], score[ok])
+
+    def _opening(
+        self,
+        rows: sp.csr_matrix,
+        users: np.ndarray,
+        doubt: np.ndarray,
+        opening: np.ndarray,
+        cluster: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The opening's `opening` best unseen candidates of every cluster, by the blended
+        score, for the chunk's users whose list opens (the others' rows stay empty)."""
+        k = len(self.candidate_start) - 1
+        user = np.flatnonzero(opening > 0)
+        every = np.broadcast_to(np.arange(k), (len(user), k))
+        blocked = _seen_candidates(rows[user], every, cluster, self.slot, k)
+        weight = doubt[user, None]
+        head = _Best(len(opening), k, self.options.opening)
+        for c in range(k):
+            members = self.candidates[self.candidate_start[c] : self.candidate_start[c + 1]]
+            blend = users[user] @ self.scoring[members].T
+            blend[blocked[c]] = -np.inf
+            blend *= 1 - weight
+            blend += weight * self.population[members]
+            head.add(user, np.full(len(user), c), members, blend)
+        return head.ranked()
 
 
 class _Best:
