@@ -43,11 +43,12 @@ class PersonalOptions:
     prior_ratings: float = 20.0  # the population's taste counts as this many ratings; 0: ignored
     opening: int = 6  # top places given to the blended score when nothing is known of a user
     exploration: float = 0.6  # extra damping of the rest of the list then
+    reach: int = 200  # per other cluster, the population's favourites the opening may draw on
 
     def __post_init__(self) -> None:
         check_choice("cluster weighting", self.cluster_weighting, WEIGHTINGS)
-        if self.user_clusters < 1 or self.candidates < 1:
-            raise ParameterError("user_clusters and candidates must be at least 1")
+        if min(self.user_clusters, self.candidates, self.reach) < 1:
+            raise ParameterError("user_clusters, candidates and reach must be at least 1")
         if min(self.prior_ratings, self.opening, self.exploration) < 0:
             raise ParameterError("prior_ratings, opening and exploration cannot be negative")
 

@@ -62,7 +62,7 @@ def test_knowing_nothing_a_list_is_the_populations_favourites_of_every_cluster(m
     whole list opens with it, from every cluster, not only the user's two: a few ratings say
     little of which clusters are the user's. Two users then share their list but for what each
     has seen."""
-    known = catalog(movies, prior_ratings=1e12, opening=DEPTH)
+    known = catalog(movies, prior_ratings=1e12, opening=DEPTH, reach=PER_CLUSTER)
     first = rated(1, [1, 2, 41, 42, 43], seed=1)
     second = rated(2, [3, 44], seed=2)
     lists = [from_clusters(recommend_users(r, known).recommendations) for r in (first, second)]
@@ -76,6 +76,20 @@ def test_knowing_nothing_a_list_is_the_populations_favourites_of_every_cluster(m
     assert [m for m in lists[0]["movieId"] if m in common] == [
         m for m in lists[1]["movieId"] if m in common
     ]
+
+
+def test_the_opening_reaches_only_the_populations_favourites_of_other_clusters(movies):
+    """Beyond the user's own clusters, the opening may offer each cluster's `reach` movies the
+    population likes best, and no other."""
+    reach = 3
+    known = catalog(movies, prior_ratings=1e12, opening=DEPTH, reach=reach)
+    ratings = rated(1, [1, 2, 41, 42, 43], seed=1)  # clusters 0 and 1: the user's two
+    recs = from_clusters(recommend_users(ratings, known).recommendations)
+    other = movies[movies["cluster"] == 2]
+    favourites = other["movieId"].to_numpy()[
+        np.argsort(-known.personal.population[other.index], kind="stable")[:reach]
+    ]
+    assert set(recs.loc[recs["cluster"] == 2, "movieId"]) == set(favourites)
 
 
 def test_with_many_ratings_the_list_is_the_personal_list(movies):

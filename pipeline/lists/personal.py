@@ -7,11 +7,13 @@ ranked by the dot product of the user's folded-in embedding with each movie's (d
 A few ratings make that score noisy, so a list knows how much it knows: with n ratings, the
 population's taste weighs doubt = prior_ratings / (n + prior_ratings). The list opens with
 round(opening * doubt) movies ranked by the personal score blended with the population's,
-(1 - doubt) * personal + doubt * population: safe picks where most of the accuracy of a short list
-lies. They come from every cluster's candidates, since a few ratings also say little about which
-clusters are the user's. The rest, from the user's clusters, follows the personal score with the
-popular movies' factors damped by a further exploration * doubt, so a new user's list does not
-repeat everyone's favourites. Both fade as ratings come in and stop with the opening (above
+(1 - doubt) * personal + doubt * population: safe picks where most of the accuracy of a short
+list lies. They come from every cluster, since a few ratings also say little about which
+clusters are the user's: the user's clusters offer all their candidates, each other cluster the
+`reach` movies the population likes best (on the tuning splits, 20 score as well as all 500 for
+a fraction of the work). The rest, from the user's clusters, follows the personal score with
+the popular movies' factors damped by a further exploration * doubt, so a new user's list does
+not repeat everyone's favourites. Both fade as ratings come in and stop with the opening (above
 prior_ratings * (2 * opening - 1) ratings): from there on the list is the personal one.
 
 The population's taste comes from the catalogue's own columns, and otherwise only the user's
@@ -72,15 +74,37 @@ def _unit_max(x: np.ndarray) -> np.ndarray:
     return np.divide(x, peak, out=np.zeros_like(x), where=peak > 0)
 
 
+class Shortlist(NamedTuple):
+    """Movie positions grouped by cluster, in a given order inside each cluster."""
+
+    members: np.ndarray
+    start: np.ndarray  # where each cluster begins in `members` (k + 1 entries)
+    slot: np.ndarray  # position -> index inside its cluster's run, -1 when not a member
+
+    @classmethod
+    def of(cls, ranked: np.ndarray, cluster: np.ndarray, k: int, depth: int) -> Shortlist:
+        """The first `depth` positions of each cluster in `ranked` order."""
+        grouped = ranked[np.argsort(cluster[ranked], kind="stable")]
+        start = np.searchsorted(cluster[grouped], np.arange(k + 1))
+        rank = np.arange(len(grouped)) - start[cluster[grouped]]
+        keep = rank < depth
+        members = grouped[keep]
+        slot = np.full(len(cluster), -1, np.int64)
+        slot[members] = rank[keep]
+        return cls(members, np.searchsorted(cluster[members], np.arange(k + 1)), slot)
+
+    def of_cluster(self, c: int) -> np.ndarray:
+        return self.members[self.start[c] : self.start[c + 1]]
+
+
 @dataclass
 class Personal:
     """Movie-side data of the personal recommender, indexed by catalogue position."""
 
     factors: np.ndarray  # movies x d (float64): folds a user's preferences into the embedding
     scoring: np.ndarray  # movies x d, damped and on the grid: what user vectors are scored against
-    candidates: np.ndarray  # positions grouped by cluster, most rated first
-    candidate_start: np.ndarray  # where each cluster begins in `candidates` (k + 1 entries)
-    slot: np.ndarray  # position -> index inside its cluster's candidates, -1 when not one
+    candidates: Shortlist  # per cluster, the most rated movies: what a list may offer
+    favourites: Shortlist  # per cluster, the candidates the population likes best: the reach
     population: np.ndarray  # per movie, the population's score, on the scale of a user's
     log_norm: np.ndarray  # per movie, the log of its factors' norm (0 when unrated)
     options: PersonalOptions
@@ -106,20 +130,16 @@ class Personal:
         # summed by numpy, not BLAS: the same in the batch and in a worker refreshing one user
         taste = _on_grid(_unit_max((liked[:, None] * factors).sum(axis=0, keepdims=True)))[0]
         rated = popular[norm[popular, 0] > 0]
-        grouped = rated[np.argsort(cluster[rated], kind="stable")]
-        start = np.searchsorted(cluster[grouped], np.arange(k + 1))
-        rank = np.arange(len(grouped)) - start[cluster[grouped]]
-        keep = rank < options.candidates
-        candidates = grouped[keep]
-        slot = np.full(len(cluster), -1, np.int64)
-        slot[candidates] = rank[keep]
+        candidates = Shortlist.of(rated, cluster, k, options.candidates)
+        population = scoring @ taste
+        pool = candidates.members
+        liked_first = pool[np.argsort(-population[pool], kind="stable")]
         return cls(
             factors,
             scoring,
             candidates,
-            np.searchsorted(cluster[candidates], np.arange(k + 1)),
-            slot,
-            scoring @ taste,
+            Shortlist.of(liked_first, cluster, k, options.reach),
+            population,
             np.log(norm[:, 0], out=np.zeros(len(norm)), where=norm[:, 0] > 0),
             options,
         )
@@ -167,54 +187,66 @@ class Personal:
         doubt = self.options.doubt(np.diff(rows.indptr))  # every rated movie is an entry
         opening = np.floor(self.options.opening * doubt + 0.5).astype(np.int64)
         mine = top[lo:hi]
+        k = len(self.candidates.start) - 1
         # as deep for every chunk: which of equal scores a selection keeps depends on its depth
+        head = _Best(len(mine), k, self.options.opening if opening.any() else 0)
         rest = _Best(len(mine), mine.shape[1], depth)
-        blocked = _seen_candidates(rows, mine, cluster, self.slot, len(self.candidate_start) - 1)
+        blocked = _seen_candidates(rows, mine, cluster, self.candidates.slot, k)
         for c in np.unique(mine):
             user, j = np.nonzero(mine == c)
-            members = self.candidates[self.candidate_start[c] : self.candidate_start[c + 1]]
+            members = self.candidates.of_cluster(c)
             block = users[user] @ self.scoring[members].T
             at = np.searchsorted(user, blocked[c][0])
             block[at, blocked[c][1]] = -np.inf
             opens = opening[user] > 0
-            if opens.any() and self.options.exploration:
+            if opens.any():
                 weight, opened = doubt[user[opens], None], block[opens]
-                further = (-self.options.exploration * weight) * self.log_norm[members]
-                opened *= np.exp(further, out=further)
-                block[opens] = _on_grid(opened)
+                blend = opened * (1 - weight)
+                blend += weight * self.population[members]
+                head.add(user[opens], np.full(len(blend), c), members, blend)
+                if self.options.exploration:
+                    further = (-self.options.exploration * weight) * self.log_norm[members]
+                    opened *= np.exp(further, out=further)
+                    block[opens] = _on_grid(opened)
             rest.add(user, j, members, block)
         movie, score = rest.ranked()
-        if opening.any():
-            head = self._opening(rows, users, doubt, opening, cluster)
-            movie, score = _open(head, (movie, score), opening, depth)
+        if head.depth:
+            self._reach(head, rows, users, doubt, opening, mine, cluster)
+            movie, score = _open(head.ranked(), (movie, score), opening, depth)
         ok = np.isfinite(score)
         user = np.broadcast_to(np.arange(lo, hi)[:, None], ok.shape)
         return Picks(user[ok], movie[ok], score[ok])
 
-    def _opening(
+    def _reach(
         self,
+        head: _Best,
         rows: sp.csr_matrix,
         users: np.ndarray,
         doubt: np.ndarray,
         opening: np.ndarray,
+        top: np.ndarray,
         cluster: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The opening's `opening` best unseen candidates of every cluster, by the blended
-        score, for the chunk's users whose list opens (the others' rows stay empty)."""
-        k = len(self.candidate_start) - 1
-        user = np.flatnonzero(opening > 0)
-        every = np.broadcast_to(np.arange(k), (len(user), k))
-        blocked = _seen_candidates(rows[user], every, cluster, self.slot, k)
-        weight = doubt[user, None]
-        head = _Best(len(opening), k, self.options.opening)
+    ) -> None:
+        """Adds to `head` the opening's picks from the clusters that are not the user's: each
+        one's `reach` favourites of the population, by the same blended score."""
+        k = len(self.favourites.start) - 1
+        opened = np.flatnonzero(opening > 0)
+        every = np.broadcast_to(np.arange(k), (len(opened), k))
+        blocked = _seen_candidates(rows[opened], every, cluster, self.favourites.slot, k)
+        vectors, theirs = users[opened], top[opened]
         for c in range(k):
-            members = self.candidates[self.candidate_start[c] : self.candidate_start[c + 1]]
-            blend = users[user] @ self.scoring[members].T
-            blend[blocked[c]] = -np.inf
+            away = np.flatnonzero((theirs != c).all(axis=1))
+            members = self.favourites.of_cluster(c)
+            if not len(away) or not len(members):
+                continue
+            blend = vectors[away] @ self.scoring[members].T
+            seen_row, seen_slot = blocked[c]
+            inside = np.isin(seen_row, away)
+            blend[np.searchsorted(away, seen_row[inside]), seen_slot[inside]] = -np.inf
+            weight = doubt[opened[away], None]
             blend *= 1 - weight
             blend += weight * self.population[members]
-            head.add(user, np.full(len(user), c), members, blend)
-        return head.ranked()
+            head.add(opened[away], np.full(len(away), c), members, blend)
 
 
 class _Best:
