@@ -25,6 +25,8 @@ SCALINGS = ("zscore", "minmax", "robust")  # of the numeric features and of each
 # Versions trained before lists leaned on the population's taste: a user refreshed in one of them
 # gets the list its batch published.
 BEFORE_PRIOR = {"prior_ratings": 0.0}
+# Versions trained before the opening reached other clusters: the same, for new users' lists.
+BEFORE_REACH = {"reach": 0}
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,14 @@ class PersonalOptions:
     opening: int = 6  # top places given to the blended score when nothing is known of a user
     exploration: float = 0.6  # extra damping of the rest of the list then
     reach: int = 200  # per other cluster, the population's favourites the opening may draw on
+    # (0: the opening stays in the user's clusters)
 
     def __post_init__(self) -> None:
         check_choice("cluster weighting", self.cluster_weighting, WEIGHTINGS)
-        if min(self.user_clusters, self.candidates, self.reach) < 1:
-            raise ParameterError("user_clusters, candidates and reach must be at least 1")
-        if min(self.prior_ratings, self.opening, self.exploration) < 0:
-            raise ParameterError("prior_ratings, opening and exploration cannot be negative")
+        if self.user_clusters < 1 or self.candidates < 1:
+            raise ParameterError("user_clusters and candidates must be at least 1")
+        if min(self.prior_ratings, self.opening, self.exploration, self.reach) < 0:
+            raise ParameterError("prior_ratings, opening, exploration and reach cannot be negative")
 
     def doubt(self, n_ratings: int | np.ndarray) -> float | np.ndarray:
         """How little n ratings (at least one) tell about a user, from 1 (nothing) towards 0:
@@ -109,14 +112,14 @@ class PipelineParams:
 
         Fields this code no longer has are dropped and older recommender names translated, so a
         version written by an earlier release still loads; one written before `prior_ratings`
-        existed keeps the lists it was trained with (no prior).
+        or `reach` existed keeps the lists it was trained with (no prior, no reach).
         """
         saved = _known_fields(cls, metadata["parameters"])
         # Versions from before the recommender was a choice used the favorite-cluster rule.
         recommender = saved.get("recommender", FAVORITE_CLUSTER)
         saved["recommender"] = LEGACY_RECOMMENDERS.get(recommender, recommender)
         personal = _known_fields(PersonalOptions, saved.get("personal", {}))
-        saved["personal"] = PersonalOptions(**BEFORE_PRIOR | personal)
+        saved["personal"] = PersonalOptions(**BEFORE_PRIOR | BEFORE_REACH | personal)
         saved["choose_k"] = tuple(saved.get("choose_k", ()))
         return cls(**saved | overrides)
 

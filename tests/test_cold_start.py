@@ -174,11 +174,23 @@ def test_versions_trained_before_the_prior_keep_their_lists():
     assert current.personal == PersonalOptions()
 
 
+def test_versions_trained_before_the_reach_open_with_the_users_clusters_only(movies):
+    saved = PipelineParams().to_metadata(10)
+    del saved["personal"]["reach"]
+    assert PipelineParams.from_metadata({"parameters": saved}).personal.reach == 0
+    known = catalog(movies, prior_ratings=1e12, opening=DEPTH, reach=0)
+    ratings = rated(1, [1, 2, 41, 42, 43], seed=1)  # clusters 0 and 1: the user's two
+    recs = from_clusters(recommend_users(ratings, known).recommendations)
+    assert set(recs["cluster"]) == {0, 1}
+
+
 def test_negative_shrinkage_options_are_refused():
     with pytest.raises(ParameterError):
         PersonalOptions(prior_ratings=-1.0)
     with pytest.raises(ParameterError):
         PersonalOptions(opening=-1)
+    with pytest.raises(ParameterError):
+        PersonalOptions(reach=-1)
 
 
 def test_cold_start_split_keeps_the_drawn_users_first_ratings_by_time():
