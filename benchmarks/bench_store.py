@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.bench_pipeline import ensure_data
-from benchmarks.freshness import retrain, worker_log_stats
+from benchmarks.freshness import worker_log_stats
 from benchmarks.live_report import median, quiet_line
-from benchmarks.live_service import Service, service_up
+from benchmarks.live_service import Service, retrain, service_up
 from benchmarks.machine import CLK_TCK, Watch, descendants, machine, process_table, wait_for_quiet
 from benchmarks.markdown_section import write_section
 from pipeline.artifacts import VersionFolder

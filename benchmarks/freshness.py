@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.live_service import Client, Service, service_up
+from benchmarks.live_service import Client, Service, retrain, service_up
 from benchmarks.machine import Watch, say, wait_for_quiet
 
 NEW_USER_BASE = 1_000_000  # ids above every MovieLens user
@@ -302,42 +302,6 @@ def burst(service: Service, workload: Workload, args: argparse.Namespace) -> dic
         "job_states": states,
         "post_status": dict(sorted(counters.get_status.items())),
         "exceptions": counters.exceptions,
-    }
-
-
-def retrain(service: Service, timeout: float = 900.0) -> dict:
-    """POST /jobs/retrain to the job's SUCCESS seen through GET /jobs/<id>."""
-    client = Client(service.base, service.token)
-    _, before = client.request("GET", "/")
-    start = time.perf_counter()
-    while True:  # the previous retrain's lock is released by a task of its own, just after
-        status, body = client.request("POST", "/jobs/retrain")
-        if status != 409 or time.perf_counter() - start > 60:
-            break
-        time.sleep(0.5)
-        start = time.perf_counter()
-    if status != 202:
-        return {"error": f"POST /jobs/retrain answered {status}: {body}"}
-    job = body["job_id"]
-    stages = []
-    while time.perf_counter() - start < timeout:
-        status, found = client.request("GET", f"/jobs/{job}")
-        state = found.get("state") if isinstance(found, dict) else None
-        progress = (found or {}).get("progress") or {}
-        if progress.get("stage") and (not stages or stages[-1][0] != progress["stage"]):
-            stages.append((progress["stage"], round(time.perf_counter() - start, 2)))
-        if state in ("SUCCESS", "FAILURE"):
-            break
-        time.sleep(0.1)
-    seconds = time.perf_counter() - start
-    _, after = client.request("GET", "/")
-    return {
-        "seconds": seconds,
-        "state": state,
-        "stages": stages,
-        "version_before": (before or {}).get("model_version"),
-        "version_after": (after or {}).get("model_version"),
-        "error": (found or {}).get("error"),
     }
 
 

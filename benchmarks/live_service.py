@@ -1,6 +1,7 @@
 """The service under test of the live benchmarks: `movierec up` started in a folder of its own,
-stopped with SIGINT with nothing left behind, and a JSON client of its HTTP API. Shared by
-bench_live's scenarios, bench_store, bench_serving and bench_hidden."""
+stopped with SIGINT with nothing left behind, a JSON client of its HTTP API, and a retrain
+through it timed to its SUCCESS. Shared by bench_live's scenarios, bench_store, bench_serving
+and bench_hidden."""
 
 from __future__ import annotations
 
@@ -176,3 +177,39 @@ def service_up(data: Path, work: Path, startup_timeout: float) -> Iterator[Servi
         yield service
     finally:
         stop_service(service)
+
+
+def retrain(service: Service, timeout: float = 900.0) -> dict:
+    """POST /jobs/retrain to the job's SUCCESS seen through GET /jobs/<id>."""
+    client = Client(service.base, service.token)
+    _, before = client.request("GET", "/")
+    start = time.perf_counter()
+    while True:  # the previous retrain's lock is released by a task of its own, just after
+        status, body = client.request("POST", "/jobs/retrain")
+        if status != 409 or time.perf_counter() - start > 60:
+            break
+        time.sleep(0.5)
+        start = time.perf_counter()
+    if status != 202:
+        return {"error": f"POST /jobs/retrain answered {status}: {body}"}
+    job = body["job_id"]
+    stages = []
+    while time.perf_counter() - start < timeout:
+        status, found = client.request("GET", f"/jobs/{job}")
+        state = found.get("state") if isinstance(found, dict) else None
+        progress = (found or {}).get("progress") or {}
+        if progress.get("stage") and (not stages or stages[-1][0] != progress["stage"]):
+            stages.append((progress["stage"], round(time.perf_counter() - start, 2)))
+        if state in ("SUCCESS", "FAILURE"):
+            break
+        time.sleep(0.1)
+    seconds = time.perf_counter() - start
+    _, after = client.request("GET", "/")
+    return {
+        "seconds": seconds,
+        "state": state,
+        "stages": stages,
+        "version_before": (before or {}).get("model_version"),
+        "version_after": (after or {}).get("model_version"),
+        "error": (found or {}).get("error"),
+    }

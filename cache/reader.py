@@ -218,8 +218,10 @@ class CacheReader:
         kept = _visible(entry["movies"], changes)[:length]
         movies = self._movies(model, [entry["movies"][i] for i in kept], changes)
         legend = model.meta["sources"]
-        first = model.personal is not None and model.personal.first_ratings(entry["n_ratings"])
-        reasons = Reasons(entry, self._clusters(model).labels, first)
+        personal = model.personal
+        first = personal is not None and personal.first_ratings(entry["n_ratings"])
+        own = None if personal is None else personal.user_clusters
+        reasons = Reasons(entry, self._clusters(model).labels, first, own)
         for movie, i in zip(movies, kept, strict=True):
             movie["score"] = entry["scores"][i]
             movie["source"] = legend[int(entry["sources"][i])]

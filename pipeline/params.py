@@ -33,9 +33,10 @@ BEFORE_REACH = {"reach": 0}
 class PersonalOptions:
     """How the personal recommender picks and ranks a user's candidates.
 
-    The last three make a list lean on what is known of everyone while the user has few ratings
-    (`pipeline.lists.personal`); their values are what `movierec evaluate --protocol cold-start
-    --tune` chose on validation splits carved from training data (EVALUATION.md).
+    The last four make a list lean on what is known of everyone while the user has few ratings
+    (`pipeline.lists.personal`). `prior_ratings`, `opening` and `exploration` are what `movierec
+    evaluate --protocol cold-start --tune` chose on validation splits carved from training data;
+    `reach` is the smallest that costs known users nothing measurable (EVALUATION.md).
     """
 
     user_clusters: int = 2  # clusters a user's candidates come from

@@ -216,7 +216,7 @@ class ClusteredMovies:
     X: np.ndarray
     movies: pd.DataFrame  # with its "cluster" column
     k: int
-    genre_share: pd.DataFrame  # clusters x genres (`analysis.genre_share`)
+    genre_share: pd.DataFrame  # clusters x genres (`clusters.summary.genre_share`)
     names: list[str]  # cluster i's name at i (pipeline.clusters.names)
 
 

@@ -80,16 +80,49 @@ def test_knowing_nothing_a_list_is_the_populations_favourites_of_every_cluster(m
 
 def test_the_opening_reaches_only_the_populations_favourites_of_other_clusters(movies):
     """Beyond the user's own clusters, the opening may offer each cluster's `reach` movies the
-    population likes best, and no other."""
+    population likes best, and no other, and never one the user has seen."""
     reach = 3
     known = catalog(movies, prior_ratings=1e12, opening=DEPTH, reach=reach)
-    ratings = rated(1, [1, 2, 41, 42, 43], seed=1)  # clusters 0 and 1: the user's two
-    recs = from_clusters(recommend_users(ratings, known).recommendations)
     other = movies[movies["cluster"] == 2]
     favourites = other["movieId"].to_numpy()[
         np.argsort(-known.personal.population[other.index], kind="stable")[:reach]
     ]
-    assert set(recs.loc[recs["cluster"] == 2, "movieId"]) == set(favourites)
+    mine = [1, 2, 41, 42, 43, favourites[0]]  # clusters 0 and 1, and one disliked favourite
+    ratings = rated(1, mine, seed=1).assign(rating=np.float32([5, 5, 5, 5, 5, 1]))
+    recs = from_clusters(recommend_users(ratings, known).recommendations)
+    assert set(recs.loc[recs["cluster"] == 2, "movieId"]) == set(favourites[1:])
+
+
+def test_only_the_opening_leaves_the_users_clusters(movies):
+    """With the default opening, a new user's first places may come from any cluster; the rest
+    of the list comes from the user's two."""
+    known = catalog(movies, prior_ratings=20.0, opening=6, reach=PER_CLUSTER)
+    ratings = rated(1, [1, 2, 41, 42, 43], seed=1)
+    recs = from_clusters(recommend_users(ratings, known).recommendations)
+    opening = round(6 * 20.0 / (20.0 + len(ratings)))
+    beyond = recs.loc[recs["cluster"] == 2, "rank"]
+    assert len(beyond) and beyond.max() <= opening
+
+
+def test_equal_opening_scores_go_to_the_users_heavier_cluster():
+    """Two movies of equal factors and ratings in the user's two clusters: the opening puts the
+    one of the cluster the user likes more first, however the clusters are numbered. A version
+    trained before the reach (reach 0) gets the same list its batch made."""
+    twins = pd.DataFrame({
+        "movieId": np.arange(1, 9),
+        "cluster": np.repeat([0, 1], 4),
+        "score": 3.0,
+        "n_ratings": [1000, 10, 10, 10, 1000, 10, 10, 10],
+        "avg_rating": [4.5, 3.0, 3.0, 3.0, 4.5, 3.0, 3.0, 3.0],
+        "factor_0": [1.0, 0.2, -0.3, 0.5, 1.0, -0.1, 0.4, -0.6],
+        "factor_1": [0.5, -0.7, 0.1, 0.3, 0.5, 0.8, -0.2, 0.6],
+    })  # fmt: skip
+    ratings = rated(1, [2, 6, 7], seed=1).assign(rating=np.float32([3, 5, 5]))  # likes cluster 1
+    for reach in (0, 4):
+        options = PersonalOptions(user_clusters=2, prior_ratings=1e12, opening=4, reach=reach)
+        known = Catalog.from_movies(twins, 2, 8, options)
+        recs = recommend_users(ratings, known).recommendations
+        assert recs["movieId"].tolist()[:2] == [5, 1]
 
 
 def test_with_many_ratings_the_list_is_the_personal_list(movies):

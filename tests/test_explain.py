@@ -45,9 +45,17 @@ def test_a_list_from_few_ratings_says_so():
     assert "first" not in Reasons(user, GENRES, first_ratings=False)(1, "cluster")
 
 
-def test_an_opening_pick_from_a_cluster_the_first_ratings_miss_says_so():
+def test_an_opening_pick_from_beyond_the_users_clusters_says_so():
+    """The opening reaches clusters beyond the user's two for as long as it lasts, past the
+    first ratings too; such a movie is not from the user's "number 3" cluster."""
     user = {"counts": [1, 2, 0], "liking": [0.5, 2.0, 0.0], "n_ratings": 3}
-    assert Reasons(user, GENRES, first_ratings=True)(2, "cluster") == (
-        "from cluster 2 (no dominant genre), liked by many: your first 3 ratings do not reach "
-        "this cluster yet"
+    assert Reasons(user, GENRES, first_ratings=True, own_clusters=2)(2, "cluster") == (
+        "from cluster 2 (no dominant genre), liked by many, beyond your clusters, "
+        "from your first 3 ratings"
     )
+    many = {"counts": [30, 20, 1], "liking": [9.0, 8.0, 0.5], "n_ratings": 51}
+    assert Reasons(many, GENRES, own_clusters=2)(2, "cluster") == (
+        "from cluster 2 (no dominant genre), liked by many, beyond your clusters"
+    )
+    assert "your second cluster" in Reasons(many, GENRES, own_clusters=2)(1, "cluster")
+    assert "your third cluster" in Reasons(many, GENRES)(2, "cluster")  # favorite-cluster

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model.estimator import assign_movie
+from pipeline.model.loader import assign_movie
 from pipeline.plots.side_process import ClusterPlots, draw, plots_of, start_plot_process
 from pipeline.run import PipelineParams, run_pipeline, train
 

@@ -10,11 +10,12 @@ round(opening * doubt) movies ranked by the personal score blended with the popu
 (1 - doubt) * personal + doubt * population: safe picks where most of the accuracy of a short
 list lies. They come from every cluster, since a few ratings also say little about which
 clusters are the user's: the user's clusters offer all their candidates, each other cluster the
-`reach` movies the population likes best (on the tuning splits, 20 score as well as all 500 for
-a fraction of the work). The rest, from the user's clusters, follows the personal score with
-the popular movies' factors damped by a further exploration * doubt, so a new user's list does
-not repeat everyone's favourites. Both fade as ratings come in and stop with the opening (above
-prior_ratings * (2 * opening - 1) ratings): from there on the list is the personal one.
+`reach` movies the population likes best (on the tuning splits, 20 serve new users as well as
+all 500; known users keep their accuracy from 200 on). The rest, from the user's clusters,
+follows the personal score with the popular movies' factors damped by a further exploration *
+doubt, so a new user's list does not repeat everyone's favourites. Both fade as ratings come in
+and stop with the opening (above prior_ratings * (2 * opening - 1) ratings): from there on the
+list is the personal one.
 
 The population's taste comes from the catalogue's own columns, and otherwise only the user's
 ratings enter, so any subset of users gets the lists it would get in a batch.
@@ -188,8 +189,9 @@ class Personal:
         opening = np.floor(self.options.opening * doubt + 0.5).astype(np.int64)
         mine = top[lo:hi]
         k = len(self.candidates.start) - 1
-        # as deep for every chunk: which of equal scores a selection keeps depends on its depth
-        head = _Best(len(mine), k, self.options.opening if opening.any() else 0)
+        # as deep for every chunk: which of equal scores a selection keeps depends on its depth;
+        # the user's clusters first (equal scores go to the heavier), then every other cluster
+        head = _Best(len(mine), mine.shape[1] + k, self.options.opening if opening.any() else 0)
         rest = _Best(len(mine), mine.shape[1], depth)
         blocked = _seen_candidates(rows, mine, cluster, self.candidates.slot, k)
         for c in np.unique(mine):
@@ -203,7 +205,7 @@ class Personal:
                 weight, opened = doubt[user[opens], None], block[opens]
                 blend = opened * (1 - weight)
                 blend += weight * self.population[members]
-                head.add(user[opens], np.full(len(blend), c), members, blend)
+                head.add(user[opens], j[opens], members, blend)
                 if self.options.exploration:
                     further = (-self.options.exploration * weight) * self.log_norm[members]
                     opened *= np.exp(further, out=further)
@@ -246,7 +248,7 @@ class Personal:
             weight = doubt[opened[away], None]
             blend *= 1 - weight
             blend += weight * self.population[members]
-            head.add(opened[away], np.full(len(away), c), members, blend)
+            head.add(opened[away], np.full(len(away), top.shape[1] + c), members, blend)
 
 
 class _Best:
