@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from benchmarks.machine import cpu_model
 from benchmarks.markdown_section import write_section
 from cache.publish import publish_version_dir
 from db.importer import import_folder
@@ -124,10 +125,7 @@ def run(data: Path, work: Path, runs: int) -> dict:
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
+    cpu = cpu_model()
     return (
         f"{len(os.sched_getaffinity(0))} cores (`nproc`), {cpu}; Python "
         f"{platform.python_version()}, Flask {package_version('flask')}, Jinja2 "

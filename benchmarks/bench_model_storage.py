@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_pipeline import measure
+from benchmarks.machine import cpu_model, memory_gib
 from pipeline import io
 from pipeline.artifacts import ModelsFolder, VersionFolder
 from pipeline.model.export import save_models, to_onnx
@@ -207,12 +208,7 @@ def bench_data(label: str, data: Path, work: Path) -> dict:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-        platform.processor(),
-    )
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu, memory = cpu_model(), memory_gib()
     versions = ", ".join(f"{name} {package_version(name)}" for name in LIBRARIES)
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}; "

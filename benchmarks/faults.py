@@ -33,6 +33,7 @@ from pathlib import Path
 from benchmarks import freezes, kills, resources
 from benchmarks.fault_harness import REPO, TRUNCATED_TEST, CaseResult, _counts, _s
 from benchmarks.fault_up import Up, describe, kill_pids, start_up
+from benchmarks.machine import cpu_model, memory_gib
 from pipeline.settings import BUNDLED_SAMPLE
 from tests.test_e2e_up import port_open, still_running
 
@@ -127,11 +128,8 @@ def say(message: str) -> None:
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = cpu_model()
+    memory = memory_gib()
     load = os.getloadavg()[0]
     return (
         f"{len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB, Linux "

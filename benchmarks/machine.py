@@ -145,15 +145,24 @@ class Watch:
         return {"max_load1": self.max_load1, "heavy_others_seen": self.seen}
 
 
-def machine() -> dict:
-    model = next(
+def cpu_model() -> str:
+    """The processor's model name as /proc/cpuinfo gives it, for every benchmark's report."""
+    return next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")), platform.processor(),
     )  # fmt: skip
+
+
+def memory_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def machine() -> dict:
+    model = cpu_model()
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": model,
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "memory_gib": round(memory_gib()),
         "python": platform.python_version(),
         **{name: package_version(name) for name in ("granian", "celery", "psycopg", "pyarrow")},
         "adbc": package_version("adbc-driver-postgresql"),

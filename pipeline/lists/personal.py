@@ -213,7 +213,8 @@ class Personal:
             rest.add(user, j, members, block)
         movie, score = rest.ranked()
         if head.depth:
-            self._reach(head, rows, users, doubt, opening, mine, cluster)
+            if self.options.reach:
+                self._reach(head, rows, users, doubt, opening, mine, cluster)
             movie, score = _open(head.ranked(), (movie, score), opening, depth)
         ok = np.isfinite(score)
         user = np.broadcast_to(np.arange(lo, hi)[:, None], ok.shape)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,10 +39,6 @@ from pipeline.model.contract import (
     VOCABULARIES,
 )
 
-if TYPE_CHECKING:
-    pass
-
-# The graph's inputs, named after the MovieFeaturizer input columns they come from.
 RETRAIN = "retrain it (`movierec pipeline`, or POST /jobs/retrain) to write checksummed models"
 
 Movies = Mapping[str, Any]  # columns by name: a DataFrame, or a dict of equal-length lists
